@@ -1,0 +1,27 @@
+"""The `agentmem` console script. Each command lives in its own module and is registered here with one line."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="agentmem",
+    help="Explicit memory middleware for long-horizon LLM agents (fold, summarize-by-thinking, evict, recall).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+__all__ = ["app"]
+
+
+@app.callback()
+def _main() -> None:
+    """agentmem: keep an agent's context bounded without losing what it saw."""
+
+
+def main() -> None:  # pragma: no cover - exercised through the console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,397 @@
+"""Messages, rounds and the one validator every view must pass.
+
+A *round* is the unit no primitive may split: an assistant message together with the tool results that answer its
+tool calls. Providers reject histories with a dangling call or an orphan result (HTTP 400), so `validate_history`
+checks exactly that, plus that a leading system message stays first and that original messages keep their order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Role",
+    "ToolCall",
+    "Message",
+    "InvalidMessageError",
+    "HistoryError",
+    "Round",
+    "parse_message",
+    "parse_messages",
+    "group_rounds",
+    "validate_history",
+    "message_text",
+    "response_message",
+    "new_message_id",
+]
+
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+class InvalidMessageError(ValueError):
+    """A message (or a history) is malformed. Names the index and/or id and what is wrong."""
+
+    def __init__(self, problem: str, *, index: int | None = None, message_id: str | None = None):
+        where = []
+        if index is not None:
+            where.append(f"index {index}")
+        if message_id is not None:
+            where.append(f"id {message_id!r}")
+        prefix = f"message at {', '.join(where)}: " if where else ""
+        super().__init__(prefix + problem)
+        self.problem = problem
+        self.index = index
+        self.message_id = message_id
+
+
+class HistoryError(InvalidMessageError):
+    """A sequence of messages breaks an invariant (tool pairing, system first, order)."""
+
+
+class ToolCall(BaseModel):
+    """One function call requested by the assistant. `arguments` is JSON text, kept verbatim."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    arguments: str = "{}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+class Message(BaseModel):
+    """One chat message in OpenAI format, with a stable id assigned at ingest when absent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_dict(self, *, with_id: bool = False) -> dict[str, Any]:
+        """OpenAI/litellm dict. The id is left out by default: providers reject unknown keys."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            out["name"] = self.name
+        if with_id:
+            out["id"] = self.id
+        return out
+
+    def canonical_json(self) -> str:
+        """The exact text the store keeps for this message (its sha256 is the message's fingerprint)."""
+        return json.dumps(self.to_dict(with_id=True), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        """sha256 of the message without its id: identifies the same message passed again by an agent."""
+        d = self.to_dict()
+        if d["content"] is None:  # providers and SDKs flip between null and "" for tool-call-only replies
+            d["content"] = ""
+        body = json.dumps(d, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+    @property
+    def text(self) -> str:
+        return message_text(self)
+
+    @property
+    def tool_call_ids(self) -> tuple[str, ...]:
+        return tuple(tc.id for tc in self.tool_calls)
+
+
+def new_message_id() -> str:
+    return "m-" + uuid.uuid4().hex[:20]
+
+
+def message_text(message: Message) -> str:
+    """All human-readable text of a message: content parts and tool-call arguments (used for search and tokens)."""
+    parts: list[str] = []
+    content = message.content
+    if isinstance(content, str):
+        parts.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+    for tc in message.tool_calls:
+        parts.append(f"{tc.name}({tc.arguments})")
+    return "\n".join(parts)
+
+
+def _parse_tool_call(raw: Any, *, index: int | None, message_id: str | None, position: int) -> ToolCall:
+    if not isinstance(raw, Mapping):
+        raise InvalidMessageError(f"tool_calls[{position}] must be an object, got {type(raw).__name__}",
+                                  index=index, message_id=message_id)
+    fn = raw.get("function")
+    if isinstance(fn, Mapping):  # OpenAI shape
+        name, arguments = fn.get("name"), fn.get("arguments", "{}")
+    else:  # flat shape used by recorded trajectories: {"id", "name", "arguments"}
+        name, arguments = raw.get("name"), raw.get("arguments", "{}")
+    call_id = raw.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidMessageError(f"tool_calls[{position}] has no string id", index=index, message_id=message_id)
+    if not isinstance(name, str) or not name:
+        raise InvalidMessageError(f"tool_calls[{position}] ({call_id}) has no function name",
+                                  index=index, message_id=message_id)
+    if isinstance(arguments, Mapping):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    if not isinstance(arguments, str):
+        raise InvalidMessageError(f"tool_calls[{position}] ({call_id}) arguments must be JSON text, "
+                                  f"got {type(arguments).__name__}", index=index, message_id=message_id)
+    try:
+        json.loads(arguments or "{}")
+    except json.JSONDecodeError as exc:
+        raise InvalidMessageError(f"tool_calls[{position}] ({call_id}) arguments are not valid JSON: {exc.msg}",
+                                  index=index, message_id=message_id) from None
+    return ToolCall(id=call_id, name=name, arguments=arguments)
+
+
+def _langchain_to_dict(obj: Any) -> dict[str, Any]:
+    """Convert a LangChain BaseMessage to an OpenAI dict without importing langchain at module import."""
+    kind = getattr(obj, "type", None)
+    role = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}.get(kind)
+    if role is None:
+        raise InvalidMessageError(f"unsupported LangChain message type {kind!r}")
+    out: dict[str, Any] = {"role": role, "content": obj.content}
+    if getattr(obj, "id", None):
+        out["id"] = obj.id
+    if role == "assistant":
+        calls = [{"id": tc["id"], "name": tc["name"], "arguments": json.dumps(tc.get("args", {}), ensure_ascii=False)}
+                 for tc in getattr(obj, "tool_calls", None) or []]
+        if calls:
+            out["tool_calls"] = calls
+        if out["content"] == "" and calls:
+            out["content"] = None
+    if role == "tool":
+        out["tool_call_id"] = obj.tool_call_id
+        if getattr(obj, "name", None):
+            out["name"] = obj.name
+    return out
+
+
+def to_langchain(message: Message) -> Any:
+    """Convert to a LangChain message (langchain-core is imported lazily: it is an optional extra)."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    content = message.content if message.content is not None else ""
+    if message.role == "system":
+        return SystemMessage(content=content, id=message.id)
+    if message.role == "user":
+        return HumanMessage(content=content, id=message.id)
+    if message.role == "tool":
+        return ToolMessage(content=content, tool_call_id=message.tool_call_id or "", name=message.name, id=message.id)
+    calls = []
+    for tc in message.tool_calls:
+        args = json.loads(tc.arguments or "{}")
+        calls.append({"id": tc.id, "name": tc.name, "args": args if isinstance(args, dict) else {"value": args}})
+    return AIMessage(content=content, tool_calls=calls, id=message.id)
+
+
+__all__.append("to_langchain")
+
+
+def parse_message(raw: Any, *, index: int | None = None, message_id: str | None = None) -> Message:
+    """Validate one message given as a dict (OpenAI or flat tool-call shape), a Message or a LangChain message.
+
+    Raises InvalidMessageError naming the index/id and the problem.
+    """
+    if isinstance(raw, Message):
+        return raw
+    if not isinstance(raw, Mapping):
+        if hasattr(raw, "type") and hasattr(raw, "content"):
+            raw = _langchain_to_dict(raw)
+        elif hasattr(raw, "model_dump"):  # litellm Message / pydantic objects
+            raw = raw.model_dump()
+        else:
+            raise InvalidMessageError(f"expected a dict, got {type(raw).__name__}", index=index)
+    mid = raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else message_id
+    role = raw.get("role")
+    if role not in _ROLES:
+        raise InvalidMessageError(f"unknown role {role!r} (expected one of {', '.join(_ROLES)})",
+                                  index=index, message_id=mid)
+    content = raw.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise InvalidMessageError(f"content must be text, a list of parts or null, got {type(content).__name__}",
+                                  index=index, message_id=mid)
+    if isinstance(content, list):
+        for p, part in enumerate(content):
+            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                raise InvalidMessageError(f"content part {p} must be an object with a 'type'",
+                                          index=index, message_id=mid)
+        content = [dict(part) for part in content]
+    raw_calls = raw.get("tool_calls") or []
+    if raw_calls and role != "assistant":
+        raise InvalidMessageError(f"only assistant messages may carry tool_calls (role is {role})",
+                                  index=index, message_id=mid)
+    if not isinstance(raw_calls, (list, tuple)):
+        raise InvalidMessageError("tool_calls must be a list", index=index, message_id=mid)
+    calls = tuple(_parse_tool_call(c, index=index, message_id=mid, position=i) for i, c in enumerate(raw_calls))
+    if len({c.id for c in calls}) != len(calls):
+        raise InvalidMessageError("duplicate tool call ids in one message", index=index, message_id=mid)
+    tool_call_id = raw.get("tool_call_id")
+    if role == "tool":
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise InvalidMessageError("tool message has no tool_call_id", index=index, message_id=mid)
+    elif tool_call_id is not None:
+        raise InvalidMessageError(f"tool_call_id is only allowed on tool messages (role is {role})",
+                                  index=index, message_id=mid)
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidMessageError("name must be text", index=index, message_id=mid)
+    if role == "assistant" and content is None and not calls:
+        content = ""
+    return Message(id=mid or new_message_id(), role=role, content=content, tool_calls=calls,
+                   tool_call_id=tool_call_id, name=name)
+
+
+def parse_messages(raws: Iterable[Any], *, validate: bool = True) -> list[Message]:
+    """Parse a whole history; with validate=True also check the pairing invariants (see validate_history)."""
+    if isinstance(raws, (str, bytes)) or not isinstance(raws, Iterable):
+        raise InvalidMessageError(f"messages must be a list, got {type(raws).__name__}")
+    out = [parse_message(r, index=i) for i, r in enumerate(raws)]
+    seen: dict[str, int] = {}
+    for i, m in enumerate(out):
+        if m.id in seen:
+            raise InvalidMessageError(f"duplicate message id (also at index {seen[m.id]})", index=i, message_id=m.id)
+        seen[m.id] = i
+    if validate:
+        validate_history(out, allow_open_tail=True)
+    return out
+
+
+class Round(BaseModel):
+    """An indivisible unit of history: one message, or an assistant message plus all its tool results."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ids: tuple[str, ...]
+    role: Role
+    complete: bool = True  # False for an assistant turn whose tool results have not all arrived yet
+
+
+def group_rounds(messages: Sequence[Message]) -> list[Round]:
+    """Split a history into units that primitives may move or replace as a whole."""
+    rounds: list[Round] = []
+    i, n = 0, len(messages)
+    while i < n:
+        m = messages[i]
+        if m.role == "assistant" and m.tool_calls:
+            pending = set(m.tool_call_ids)
+            ids = [m.id]
+            j = i + 1
+            while j < n and messages[j].role == "tool" and messages[j].tool_call_id in pending:
+                pending.discard(messages[j].tool_call_id)
+                ids.append(messages[j].id)
+                j += 1
+            rounds.append(Round(ids=tuple(ids), role="assistant", complete=not pending))
+            i = j
+        else:
+            rounds.append(Round(ids=(m.id,), role=m.role))
+            i += 1
+    return rounds
+
+
+def _as_dict(item: Any) -> Mapping[str, Any]:
+    if isinstance(item, Message):
+        return item.to_dict(with_id=True)
+    if isinstance(item, Mapping):
+        return item
+    raise HistoryError(f"expected a message dict, got {type(item).__name__}")
+
+
+def validate_history(
+    history: Sequence[Any],
+    *,
+    allow_open_tail: bool = False,
+    order: Mapping[str, int] | None = None,
+    system_first: str | None = None,
+) -> None:
+    """Check every invariant a provider (or replay) relies on. Raises HistoryError naming the first violation.
+
+    - every assistant tool call is followed, before any other non-tool message, by exactly one result;
+    - every tool result answers a call of the assistant message right before its block;
+    - no system message after the first position (a leading system message stays first);
+    - if `system_first` (an id) is given, the view must start with that message;
+    - if `order` (id → ingest position) is given, original messages appear in ingest order.
+
+    `allow_open_tail` accepts a final assistant turn whose results have not arrived yet (a live history).
+    """
+    pending: dict[str, int] = {}
+    last_pos = -1
+    for i, item in enumerate(history):
+        d = _as_dict(item)
+        role = d.get("role")
+        mid = d.get("id") if isinstance(d.get("id"), str) else None
+        if role not in _ROLES:
+            raise HistoryError(f"unknown role {role!r}", index=i, message_id=mid)
+        if i == 0 and system_first is not None and mid != system_first:
+            raise HistoryError(f"the leading system message {system_first!r} is not first", index=i, message_id=mid)
+        if role == "system" and i != 0:
+            raise HistoryError("system message is not at the start of the history", index=i, message_id=mid)
+        if role == "tool":
+            call_id = d.get("tool_call_id")
+            if call_id not in pending:
+                raise HistoryError(f"tool result {call_id!r} has no matching tool call right before it",
+                                   index=i, message_id=mid)
+            del pending[call_id]
+        else:
+            if pending:
+                missing = ", ".join(sorted(pending))
+                raise HistoryError(f"tool call(s) {missing} have no result before this {role} message",
+                                   index=i, message_id=mid)
+            if role == "assistant":
+                for tc in d.get("tool_calls") or []:
+                    tc_id = tc.id if isinstance(tc, ToolCall) else tc.get("id")
+                    pending[tc_id] = i
+        if order is not None and mid is not None and mid in order:
+            pos = order[mid]
+            if pos <= last_pos:
+                raise HistoryError("message out of its original order", index=i, message_id=mid)
+            last_pos = pos
+    if pending and not allow_open_tail:
+        missing = ", ".join(sorted(pending))
+        raise HistoryError(f"tool call(s) {missing} have no result at the end of the history",
+                           index=len(history) - 1)
+
+
+def response_message(response: Any) -> dict[str, Any]:
+    """The assistant message of a litellm/OpenAI-style response (object or dict), as an OpenAI dict."""
+    if isinstance(response, Mapping):
+        choices = response.get("choices")
+    else:
+        choices = getattr(response, "choices", None)
+    if not choices:
+        raise InvalidMessageError("model response has no choices")
+    first = choices[0]
+    msg = first.get("message") if isinstance(first, Mapping) else getattr(first, "message", None)
+    if msg is None:
+        raise InvalidMessageError("model response choice has no message")
+    if not isinstance(msg, Mapping):
+        msg = msg.model_dump() if hasattr(msg, "model_dump") else dict(vars(msg))
+    out: dict[str, Any] = {"role": msg.get("role") or "assistant", "content": msg.get("content")}
+    calls = msg.get("tool_calls")
+    if calls:
+        norm = []
+        for c in calls:
+            c = c if isinstance(c, Mapping) else c.model_dump()
+            fn = c.get("function") or {"name": c.get("name"), "arguments": c.get("arguments")}  # flat shape
+            fn = fn if isinstance(fn, Mapping) else fn.model_dump()
+            norm.append({"id": c.get("id"), "type": "function",
+                         "function": {"name": fn.get("name"), "arguments": fn.get("arguments") or "{}"}})
+        out["tool_calls"] = norm
+    return out

@@ -1,0 +1,355 @@
+"""One agent session through the middleware: ingest → decide → apply → record → validate → render.
+
+Planning is written once, as a generator that *yields* thinker requests and receives their results (sans-IO).
+The sync driver answers with `thinker.think`, the async driver with `await thinker.athink`; everything else —
+which actions, which primitive, what is recorded — is the same code for both.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
+from agentmem.messages import HistoryError, Message, message_text, parse_message
+from agentmem.primitives import (
+    EmptyThinkingError,
+    EvictConfig,
+    FoldConfig,
+    RecallConfig,
+    SummarizeConfig,
+    evict,
+    fold,
+    format_archive,
+    recall,
+    summarize_by_thinking,
+    thinking_request,
+    unrecall,
+)
+from agentmem.store import Store
+from agentmem.thinkers.base import Thinker, ThinkRequest, ThinkResult
+from agentmem.tokens import TokenCounter
+from agentmem.view import BlockItem, Event, EventError, MessageItem, View, build_view
+
+__all__ = ["MemorySession", "RoundStats"]
+
+_Plan = Generator[ThinkRequest, "ThinkResult | BaseException", None]
+
+
+@dataclass
+class RoundStats:
+    """What one round through the middleware did and cost."""
+
+    round: int = 0
+    raw_tokens: int = 0
+    view_tokens: int = 0
+    new_messages: int = 0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    bookkeeping_ms: float = 0.0  # critical-path time spent by agentmem, thinker calls excluded
+    thinker_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"round": self.round, "raw_tokens": self.raw_tokens, "view_tokens": self.view_tokens,
+                "new_messages": self.new_messages, "actions": self.actions, "rejected": self.rejected,
+                "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3)}
+
+
+class MemorySession:
+    """The state of one session: its store rows, its replayed view, and the policy that manages it.
+
+    Args:
+        store: where messages and events live (nothing is ever deleted there).
+        session_id: resume an existing session (its view is rebuilt by replay) or start a new one.
+        policy: decides actions each round (agentmem.policies).
+        thinker: answers summarize-by-thinking and policy requests; None means extractive folds only.
+        model: model name used to pick the offline tokenizer.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        session_id: str | None = None,
+        *,
+        policy: Any,
+        thinker: Thinker | None = None,
+        model: str | None = None,
+        fold_config: FoldConfig | None = None,
+        summarize_config: SummarizeConfig | None = None,
+        evict_config: EvictConfig | None = None,
+        recall_config: RecallConfig | None = None,
+        thinker_timeout_s: float | None = None,
+    ):
+        self.store = store
+        self.session_id = session_id or "s-" + uuid.uuid4().hex[:16]
+        self.policy = policy
+        self.thinker = thinker
+        self.counter = TokenCounter(model)
+        self.fold_config = fold_config or FoldConfig()
+        self.summarize_config = summarize_config or SummarizeConfig()
+        self.evict_config = evict_config or EvictConfig()
+        self.recall_config = recall_config or RecallConfig()
+        self.thinker_timeout_s = thinker_timeout_s
+        self._lock = threading.RLock()
+        self.store.ensure_session(self.session_id)
+        stored = store.load_messages(self.session_id)
+        events = store.load_events(self.session_id)
+        self.view: View = build_view(((s.message, s.tokens) for s in stored), events, self.counter)
+        self.message_count = len(stored)
+        self._last_fingerprint = stored[-1].message.fingerprint() if stored else None
+        self._pending_calls: set[str] = set()
+        self.raw_tokens = 3
+        self.rounds = 0
+        self.task = ""
+        for s in stored:
+            self._track(s.message, s.tokens)
+        self.last: RoundStats = RoundStats(raw_tokens=self.raw_tokens, view_tokens=self.view.tokens)
+
+    # --- ingest ----------------------------------------------------------------------------------------------
+    def _track(self, m: Message, tokens: int) -> None:
+        self.raw_tokens += tokens
+        if m.role == "assistant":
+            self.rounds += 1
+            self._pending_calls = set(m.tool_call_ids)
+        elif m.role == "tool":
+            self._pending_calls.discard(m.tool_call_id or "")
+        if not self.task and m.role == "user":
+            self.task = message_text(m)
+
+    def ingest(self, messages: Sequence[Any]) -> list[Message]:
+        """Store the messages of `messages` (the agent's full history) that the session has not seen yet.
+
+        The agent passes its whole history each call; the stored prefix is recognised in O(1) by the
+        fingerprint of its last message. A history that does not extend the stored one is rejected, unchanged.
+        """
+        with self._lock:
+            if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+                raise HistoryError(f"messages must be a list, got {type(messages).__name__}")
+            n = self.message_count
+            if n:
+                if len(messages) < n:
+                    raise HistoryError(
+                        f"history has {len(messages)} messages but session {self.session_id!r} already stored {n}; "
+                        "pass the agent's whole history (or start a new session)")
+                if parse_message(messages[n - 1], index=n - 1).fingerprint() != self._last_fingerprint:
+                    raise HistoryError(
+                        f"differs from the message session {self.session_id!r} stored at this position; the "
+                        "history must extend what was stored (start a new session for an edited history)",
+                        index=n - 1)
+            return self._append([parse_message(r, index=n + i) for i, r in enumerate(messages[n:])], first_index=n)
+
+    def _append(self, new: list[Message], *, first_index: int) -> list[Message]:
+        if not new:
+            return []
+        pending = set(self._pending_calls)
+        seen_ids: set[str] = set()
+        for i, m in enumerate(new):
+            idx = first_index + i
+            if m.id in seen_ids:
+                raise HistoryError("duplicate message id", index=idx, message_id=m.id)
+            seen_ids.add(m.id)
+            if m.role == "system" and (self.message_count or i):
+                raise HistoryError("system message is not at the start of the history", index=idx, message_id=m.id)
+            if m.role == "tool":
+                if m.tool_call_id not in pending:
+                    raise HistoryError(f"tool result {m.tool_call_id!r} has no matching pending tool call",
+                                       index=idx, message_id=m.id)
+                pending.discard(m.tool_call_id)
+            else:
+                if pending:
+                    raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result before this "
+                                       f"{m.role} message", index=idx, message_id=m.id)
+                if m.role == "assistant":
+                    pending = set(m.tool_call_ids)
+        tokens = [self.counter.message(m) for m in new]
+        self.store.append_messages(self.session_id, new, tokens, expected_count=self.message_count)
+        for m, t in zip(new, tokens, strict=True):
+            self.view.append_message(m, t)
+            self._track(m, t)
+        self.message_count += len(new)
+        self._last_fingerprint = new[-1].fingerprint()
+        return new
+
+    def record_response(self, message: Any) -> Message:
+        """Store the model's reply (an assistant message dict/object) right after the current history."""
+        with self._lock:
+            return self._append([parse_message(message, index=self.message_count)],
+                                first_index=self.message_count)[0]
+
+    # --- planning (shared by sync and async) -----------------------------------------------------------------
+    def _context(self, recall_ids: Iterable[str] = ()) -> Any:
+        from agentmem.policies.base import PolicyContext
+
+        budget = getattr(self.policy.config, "budget_tokens", None)
+        return PolicyContext(task=self.task, model=self.counter.model, round=self.rounds, budget_tokens=budget,
+                             recall_ids=tuple(recall_ids))
+
+    def _plan(self, stats: RoundStats) -> _Plan:
+        ctx = self._context()
+        thinking: str | None = None
+        request = self.policy.thinking_request(self.view, ctx)
+        if request is not None:
+            if self.thinker is None:
+                stats.rejected.append("policy asked for a thinker but none is configured")
+            else:
+                result = yield request
+                if isinstance(result, BaseException):
+                    stats.rejected.append(f"policy thinker failed: {result}")
+                else:
+                    thinking = result.text or result.answer
+        for action in self.policy.decide(self.view, ctx, thinking):
+            yield from self._apply(action, stats)
+
+    def _apply(self, action: Action, stats: RoundStats) -> _Plan:
+        policy_name = getattr(self.policy, "name", type(self.policy).__name__)
+        meta: dict[str, Any] = {"policy": policy_name, "reason": action.reason}
+        try:
+            if isinstance(action, FoldAction):
+                new, ev = None, None
+                if action.mode == "think" and self.thinker is not None:
+                    request = thinking_request(self.view, span=action.span, task=self.task, counter=self.counter,
+                                               config=self.summarize_config)
+                    if self.thinker_timeout_s:
+                        request = request.model_copy(update={"timeout_s": self.thinker_timeout_s})
+                    t0 = time.perf_counter()
+                    result = yield request
+                    if isinstance(result, BaseException):
+                        meta["fallback"] = f"thinker failed: {type(result).__name__}: {result}"[:500]
+                    else:
+                        think_meta = {**meta, "thinker": result.model, "thinker_s": round(result.seconds, 3),
+                                      "thinker_tokens_in": result.tokens_in, "thinker_tokens_out": result.tokens_out,
+                                      "wall_s": round(time.perf_counter() - t0, 3)}
+                        try:
+                            new, ev = summarize_by_thinking(self.view, span=action.span, thinking=result.text,
+                                                            counter=self.counter, config=self.summarize_config,
+                                                            meta=think_meta)
+                        except EmptyThinkingError as exc:
+                            meta = {**think_meta, "fallback": str(exc)}
+                elif action.mode == "think":
+                    meta["fallback"] = "no thinker configured"
+                if new is None:
+                    new, ev = fold(self.view, span=action.span, counter=self.counter, config=self.fold_config,
+                                   meta=meta)
+            elif isinstance(action, EvictAction):
+                new, ev = evict(self.view, ids=action.ids, counter=self.counter, config=self.evict_config, meta=meta)
+            elif isinstance(action, RecallAction):
+                found = self.find_archived(ids=action.ids, query=action.query)
+                cfg = self.recall_config
+                if action.budget_tokens:
+                    cfg = cfg.model_copy(update={"budget_tokens": action.budget_tokens})
+                new, ev = recall(self.view, found=found, counter=self.counter, query=action.query, config=cfg,
+                                 meta=meta)
+            elif isinstance(action, UnrecallAction):
+                new, ev = unrecall(self.view, keys=action.keys, counter=self.counter, meta=meta)
+            else:  # pragma: no cover - the Action union guards this
+                raise EventError(f"unknown action {action!r}")
+        except EventError as exc:
+            stats.rejected.append(f"{action.kind}: {exc}")
+            return
+        if ev is None:  # e.g. a recall that found nothing
+            return
+        self._record(new, ev)
+        stats.actions.append({"kind": ev.kind, "seq": ev.seq, "covers": len(ev.covers),
+                              **{k: v for k, v in ev.meta.items() if k not in ("stubs",)}})
+
+    def _record(self, new: View, ev: Event) -> None:
+        self.store.append_event(self.session_id, ev)  # the log never records an event that was not applied
+        self.view = new
+
+    # --- drivers -----------------------------------------------------------------------------------------------
+    def prepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Ingest `messages`, let the policy act, and return the validated view to send to the model."""
+        with self._lock:
+            t0 = time.perf_counter()
+            stats = self._begin(messages)
+            plan = self._plan(stats)
+            try:
+                request = next(plan)
+                while True:
+                    t1 = time.perf_counter()
+                    result = self._call_thinker_sync(request)
+                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
+                    request = plan.send(result)
+            except StopIteration:
+                pass
+            return self._finish(stats, t0)
+
+    async def aprepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Async twin of prepare(): the same plan, with `await thinker.athink`."""
+        with self._lock:
+            t0 = time.perf_counter()
+            stats = self._begin(messages)
+            plan = self._plan(stats)
+            try:
+                request = next(plan)
+                while True:
+                    t1 = time.perf_counter()
+                    try:
+                        result: ThinkResult | BaseException = await self.thinker.athink(request)  # type: ignore
+                    except Exception as exc:  # any thinker failure becomes a recorded fallback
+                        result = exc
+                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
+                    request = plan.send(result)
+            except StopIteration:
+                pass
+            return self._finish(stats, t0)
+
+    def _call_thinker_sync(self, request: ThinkRequest) -> ThinkResult | BaseException:
+        try:
+            return self.thinker.think(request)  # type: ignore[union-attr]
+        except Exception as exc:  # any thinker failure becomes a recorded fallback
+            return exc
+
+    def _begin(self, messages: Sequence[Any] | None) -> RoundStats:
+        new = self.ingest(messages) if messages is not None else []
+        return RoundStats(round=self.rounds, new_messages=len(new))
+
+    def _finish(self, stats: RoundStats, t0: float) -> list[dict[str, Any]]:
+        self.view.validate(allow_open_tail=False)
+        rendered = self.view.render()
+        stats.raw_tokens = self.raw_tokens
+        stats.view_tokens = self.view.tokens
+        stats.bookkeeping_ms = (time.perf_counter() - t0) * 1000 - stats.thinker_ms
+        self.last = stats
+        return rendered
+
+    # --- archive access ----------------------------------------------------------------------------------------
+    def find_archived(self, *, ids: Sequence[str] = (), query: str | None = None, limit: int = 6) -> list[Message]:
+        """Archived messages by id (block keys expand to what they cover) or by full-text query.
+
+        A query skips messages the view already shows in full, so recall brings back what was actually lost.
+        """
+        wanted: list[str] = []
+        blocks = {it.key: it for it in self.view.items if isinstance(it, BlockItem)}
+        for i in ids:
+            if i in blocks:
+                wanted.extend(blocks[i].covers)
+            else:
+                wanted.append(i)
+        found = [s.message for s in self.store.get_messages(self.session_id, wanted)] if wanted else []
+        if query:
+            visible = [it.key for it in self.view.items if isinstance(it, MessageItem)]
+            hits = self.store.search(self.session_id, query, limit=limit, exclude=visible)
+            by_id = {s.message.id: s.message for s in self.store.get_messages(self.session_id,
+                                                                                [h.message_id for h in hits])}
+            have = {m.id for m in found}
+            found.extend(by_id[h.message_id] for h in hits if h.message_id in by_id and h.message_id not in have)
+        return found
+
+    def recall_text(self, *, ids: Sequence[str] = (), query: str | None = None,
+                    budget_tokens: int | None = None) -> str:
+        """Archived content as text for the agent's own recall tool call (bounded by the recall budget)."""
+        found = self.find_archived(ids=ids, query=query, limit=self.recall_config.max_messages)
+        if not found:
+            what = f"query {query!r}" if query else f"ids {list(ids)}"
+            return f"[agentmem: nothing in the archive matches {what}]"
+        text, _ = format_archive(found[: self.recall_config.max_messages], counter=self.counter,
+                                 budget_tokens=budget_tokens or self.recall_config.budget_tokens,
+                                 per_message_tokens=self.recall_config.per_message_tokens,
+                                 heading=f"[agentmem: recalled {min(len(found), self.recall_config.max_messages)} "
+                                         "archived message(s)]")
+        return text

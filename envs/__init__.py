@@ -1,0 +1,1 @@
+"""Offline AppWorld-style environments for long-horizon agents (agentmem.envs)."""

@@ -1,0 +1,1 @@
+"""appworld-lite: offline simulated apps with state-based evaluation."""

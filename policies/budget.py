@@ -1,0 +1,87 @@
+"""BudgetPolicy: keep the view under a token budget with as few, as large interventions as possible.
+
+Between a high watermark (the budget) and a low one, nothing happens; crossing the high one evicts oversized old
+tool outputs, then folds the oldest finished rounds in one large chunk down to the low watermark. Large, rare
+folds keep the view's prefix unchanged for long stretches, which provider prompt caches and KV caches reuse.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from agentmem.actions import Action, EvictAction, FoldAction
+from agentmem.view import BlockItem, MessageItem, View
+
+from .base import Policy, PolicyConfig, PolicyContext, pinned_head, recent_start
+
+__all__ = ["BudgetPolicy", "BudgetConfig"]
+
+
+class BudgetConfig(PolicyConfig):
+    budget_tokens: int = Field(default=8000, ge=256, description="High watermark: act when the view exceeds it.")
+    low_ratio: float = Field(default=0.6, gt=0.05, lt=1, description="Fold down to this share of the budget.")
+    keep_recent_rounds: int = Field(default=4, ge=1, description="Newest assistant turns never folded or evicted.")
+    evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
+    fold_mode: Literal["extractive", "think"] = "extractive"
+    block_tokens: int = Field(default=500, ge=32, description="Expected size of one block (for planning).")
+    merge_blocks_ratio: float = Field(default=0.3, gt=0, le=1,
+                                      description="Re-fold leading blocks once they hold this share of the budget.")
+
+    @model_validator(mode="after")
+    def _check(self) -> BudgetConfig:
+        if self.block_tokens >= self.budget_tokens * self.low_ratio:
+            raise ValueError("block_tokens must be well below budget_tokens * low_ratio")
+        return self
+
+
+class BudgetPolicy(Policy):
+    name = "budget"
+    Config = BudgetConfig
+
+    def decide(self, view: View, ctx: PolicyContext, thinking: str | None = None) -> list[Action]:
+        cfg: BudgetConfig = self.config  # type: ignore[assignment]
+        if view.tokens <= cfg.budget_tokens:
+            return []
+        head = pinned_head(view)
+        recent = recent_start(view, cfg.keep_recent_rounds)
+        if recent <= head:
+            return []
+        target = int(cfg.budget_tokens * cfg.low_ratio)
+        projected = view.tokens
+        actions: list[Action] = []
+        saved: dict[str, int] = {}
+
+        big = [it for it in view.items[head:recent]
+               if isinstance(it, MessageItem) and it.message.role == "tool" and it.tokens > cfg.evict_tool_tokens]
+        if big:
+            for it in big:
+                saved[it.key] = it.tokens - 60
+                projected -= saved[it.key]
+            actions.append(EvictAction(ids=tuple(it.key for it in big), reason="oversized tool outputs"))
+        if projected <= target:
+            return actions
+
+        # leading blocks stay put (stable prefix) until together they hold too much of the budget
+        start = head
+        block_total = 0
+        while start < recent and isinstance(view.items[start], BlockItem):
+            block_total += view.items[start].tokens
+            start += 1
+        if block_total > cfg.budget_tokens * cfg.merge_blocks_ratio:
+            start = head
+        span: list[str] = []
+        span_tokens = 0
+        for ustart, uend in view.units():
+            if ustart < start or uend > recent:
+                continue
+            for it in view.items[ustart:uend]:
+                span.append(it.key)
+                span_tokens += it.tokens - saved.get(it.key, 0)
+            if projected - span_tokens + cfg.block_tokens <= target:
+                break
+        # folding one item into a block of the same size gains nothing
+        if len(span) >= 2 or (span and span_tokens > cfg.block_tokens * 2):
+            actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, reason="over budget"))
+        return actions

@@ -1,0 +1,65 @@
+"""Helpers the primitives share: reading a span of a view as text, and cutting text to a token budget."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentmem.messages import message_text
+from agentmem.tokens import TokenCounter
+from agentmem.view import BlockItem, EventError, Item, MessageItem, RecalledItem, StubItem, View, _span_indices
+
+__all__ = ["span_items", "item_text", "fit_to_budget", "tool_names"]
+
+
+def span_items(view: View, span: Sequence[str]) -> list[Item]:
+    """The items of a contiguous span of whole units, in view order (EventError if it is not one)."""
+    if not span:
+        raise EventError("empty span")
+    start, end = _span_indices(view, span)
+    return view.items[start:end]
+
+
+def item_text(item: Item) -> str:
+    if isinstance(item, (MessageItem, StubItem)):  # a stub still carries its original: summaries may read it
+        return message_text(item.message)
+    if isinstance(item, (BlockItem, RecalledItem)):  # the header names ids and tools, not content: skip it
+        return item.text.split("\n", 1)[1] if "\n" in item.text else ""
+    return ""  # pragma: no cover
+
+
+def tool_names(view: View) -> dict[str, str]:
+    """tool_call_id → function name, for every assistant call in the view."""
+    out: dict[str, str] = {}
+    for it in view.items:
+        msg = getattr(it, "message", None)
+        if msg is not None and msg.role == "assistant":
+            for tc in msg.tool_calls:
+                out[tc.id] = tc.name
+    return out
+
+
+def fit_to_budget(lines: Sequence[str], budget: int, counter: TokenCounter) -> list[str]:
+    """Keep lines in order while the total stays within `budget` tokens; cut the first line that overflows."""
+    out: list[str] = []
+    used = 0
+    for line in lines:
+        n = counter.text(line + "\n")
+        if used + n <= budget:
+            out.append(line)
+            used += n
+            continue
+        room = budget - used
+        if room > 8:
+            enc_cut = _cut_tokens(line, room - 2, counter)
+            if enc_cut:
+                out.append(enc_cut + " …")
+        break
+    return out
+
+
+def _cut_tokens(text: str, n: int, counter: TokenCounter) -> str:
+    from agentmem.tokens import _encoding
+
+    enc = _encoding(counter.encoding_name)
+    toks = enc.encode(text, disallowed_special=())
+    return enc.decode(toks[: max(0, n)])
