@@ -145,7 +145,7 @@ def _terms(query: str, limit: int = 24) -> list[str]:
     seen: list[str] = []
     for w in _WORD.findall(query or ""):
         w = w.strip(".-/").lower()
-        if len(w) >= 2 and w not in seen:
+        if (len(w) >= 2 or w.isdigit()) and w not in seen:  # digits matter: "page 0"
             seen.append(w)
         if len(seen) >= limit:
             break

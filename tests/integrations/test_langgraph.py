@@ -1,0 +1,95 @@
+"""A real LangGraph ReAct graph with agentmem as its pre_model_hook and a scripted tool-calling chat model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langgraph")
+
+from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+from langchain_core.tools import tool  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from langgraph.prebuilt import create_react_agent  # noqa: E402  (deprecated alias, still the pre_model_hook API)
+
+from agentmem import validate_history  # noqa: E402
+from agentmem.integrations.langgraph import MemoryHook  # noqa: E402
+from agentmem.messages import parse_message  # noqa: E402
+from agentmem.tokens import TokenCounter  # noqa: E402
+
+
+class ScriptedToolModel(BaseChatModel):
+    """Calls `read_page` with increasing page numbers, then recall_memory for page 0's secret, then answers.
+
+    Records every message list it receives (the view the graph gave it)."""
+
+    pages: int = 30
+    received: list = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-tool-model"
+
+    def bind_tools(self, tools: Any, **kwargs: Any):
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        self.received.append(list(messages))
+        n_reads = sum(1 for m in messages if isinstance(m, ToolMessage) and m.name == "read_page")
+        done_recall = any(isinstance(m, ToolMessage) and m.name == "recall_memory" for m in messages)
+        calls_so_far = len(self.received) - 1
+        if calls_so_far < self.pages:
+            msg = AIMessage(content="", tool_calls=[{"id": f"c{calls_so_far}", "name": "read_page",
+                                                     "args": {"page": calls_so_far}}])
+        elif not done_recall:
+            msg = AIMessage(content="", tool_calls=[{"id": "r1", "name": "recall_memory",
+                                                     "args": {"query": "secret of page 0"}}])
+        else:
+            recalled = next(m.content for m in messages if isinstance(m, ToolMessage) and m.name == "recall_memory")
+            found = "SECRET-0000" in recalled
+            msg = AIMessage(content=f"done; found={found}; visible_reads={n_reads}")
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+@tool
+def read_page(page: int) -> str:
+    """Read one page of a long document."""
+    body = {"page": page, "secret": f"SECRET-{page:04d}", "text": "filler text " * 300}
+    return json.dumps(body)
+
+
+def test_react_graph_gets_bounded_valid_views_and_full_history_stays_in_state(tmp_path):
+    hook = MemoryHook(policy="budget", budget_tokens=4000, store=tmp_path / "lg.db", keep_recent_rounds=2)
+    model = ScriptedToolModel(pages=30)
+    model.received = []
+    agent = create_react_agent(model, [read_page, hook.recall_tool()], pre_model_hook=hook,
+                               checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t1"}, "recursion_limit": 200}
+    result = agent.invoke({"messages": [{"role": "user", "content": "Read all pages, then report page 0's secret."}]},
+                          config)
+    counter = TokenCounter()
+    assert len(model.received) == 32, "the scripted model did not run every branch"
+    for view in model.received:
+        dicts = [parse_message(m).to_dict() for m in view]
+        validate_history(dicts)
+        assert counter.messages(dicts) <= 4000 + 600  # one new turn may land on top of a just-managed view
+    # the state still holds the whole raw history; the store holds it byte-exact too
+    assert len(result["messages"]) == 1 + 31 * 2 + 1
+    session = hook.session(config)
+    assert session.message_count == len(result["messages"]) - 1  # the final answer is not re-fed to the hook
+    assert session.store.message_count(session.session_id) == session.message_count
+    # folding happened, and the agent got page 0's secret back through the recall tool
+    assert any("[agentmem" in str(m.content) for m in model.received[-1])
+    assert "found=True" in result["messages"][-1].content
+
+
+def test_threads_get_separate_sessions(tmp_path):
+    hook = MemoryHook(policy="noop", store=tmp_path / "lg.db")
+    a = hook.session({"configurable": {"thread_id": "a"}})
+    b = hook.session({"configurable": {"thread_id": "b"}})
+    assert a is not b and a.session_id == "lg-a" and b.session_id == "lg-b"
+    assert hook.session({"configurable": {"thread_id": "a"}}) is a
