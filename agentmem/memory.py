@@ -85,6 +85,8 @@ class AgentMemory:
         thinker: a Thinker, a spec ("extractive", "local", "smollm2", a litellm model) or None.
         model: model name for token counting when it differs from the `model=` passed per call.
         recall_tool: add the `recall_memory` tool to every call's tools.
+        background: run thinking folds in a worker once the view passes the policy's soft watermark; the agent
+            waits only when the hard budget would otherwise be exceeded.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class AgentMemory:
         evict_config: EvictConfig | None = None,
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
+        background: bool = False,
         **policy_config: Any,
     ):
         from agentmem.policies import REGISTRY, make_policy
@@ -120,7 +123,7 @@ class AgentMemory:
         self.session = MemorySession(self.store, session_id, policy=self.policy, thinker=self.thinker, model=model,
                                      fold_config=fold_config, summarize_config=summarize_config,
                                      evict_config=evict_config, recall_config=recall_config,
-                                     thinker_timeout_s=thinker_timeout_s)
+                                     thinker_timeout_s=thinker_timeout_s, background=background)
         self._model_for_tokens = model
 
     # --- public surface -------------------------------------------------------------------------------------

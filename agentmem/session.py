@@ -7,6 +7,8 @@ which actions, which primitive, what is recorded — is the same code for both.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 import time
 import uuid
@@ -33,7 +35,7 @@ from agentmem.primitives import (
 from agentmem.store import Store
 from agentmem.thinkers.base import Thinker, ThinkRequest, ThinkResult
 from agentmem.tokens import TokenCounter
-from agentmem.view import BlockItem, Event, EventError, MessageItem, View, build_view
+from agentmem.view import BlockItem, Event, EventError, MessageItem, RecalledItem, View, build_view
 
 __all__ = ["MemorySession", "RoundStats"]
 
@@ -57,6 +59,16 @@ class RoundStats:
         return {"round": self.round, "raw_tokens": self.raw_tokens, "view_tokens": self.view_tokens,
                 "new_messages": self.new_messages, "actions": self.actions, "rejected": self.rejected,
                 "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3)}
+
+
+@dataclass
+class _BackgroundFold:
+    """A thinking fold planned at the soft watermark and running in a worker thread."""
+
+    action: FoldAction
+    future: concurrent.futures.Future
+    planned_round: int
+    started: float
 
 
 class MemorySession:
@@ -83,6 +95,7 @@ class MemorySession:
         evict_config: EvictConfig | None = None,
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
+        background: bool = False,
     ):
         self.store = store
         self.session_id = session_id or "s-" + uuid.uuid4().hex[:16]
@@ -94,6 +107,9 @@ class MemorySession:
         self.evict_config = evict_config or EvictConfig()
         self.recall_config = recall_config or RecallConfig()
         self.thinker_timeout_s = thinker_timeout_s
+        self.background = background and thinker is not None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._job: _BackgroundFold | None = None
         self._lock = threading.RLock()
         self.store.ensure_session(self.session_id)
         stored = store.load_messages(self.session_id)
@@ -199,8 +215,8 @@ class MemorySession:
                 result = yield request
                 if isinstance(result, BaseException):
                     stats.rejected.append(f"policy thinker failed: {result}")
-                else:
-                    thinking = result.text or result.answer
+                else:  # a decision is the visible answer; a non-thinking model has only text
+                    thinking = result.answer or result.text
         for action in self.policy.decide(self.view, ctx, thinking):
             yield from self._apply(action, stats)
 
@@ -266,6 +282,13 @@ class MemorySession:
         with self._lock:
             t0 = time.perf_counter()
             stats = self._begin(messages)
+            if self._job is not None:
+                must_wait = self._over_budget() and not self._job.future.done()
+                t1 = time.perf_counter()
+                if must_wait:
+                    concurrent.futures.wait([self._job.future])
+                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
+                self._collect_background(stats)
             plan = self._plan(stats)
             try:
                 request = next(plan)
@@ -283,6 +306,13 @@ class MemorySession:
         with self._lock:
             t0 = time.perf_counter()
             stats = self._begin(messages)
+            if self._job is not None:
+                must_wait = self._over_budget() and not self._job.future.done()
+                t1 = time.perf_counter()
+                if must_wait:
+                    await asyncio.wrap_future(self._job.future)
+                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
+                self._collect_background(stats)
             plan = self._plan(stats)
             try:
                 request = next(plan)
@@ -308,7 +338,70 @@ class MemorySession:
         new = self.ingest(messages) if messages is not None else []
         return RoundStats(round=self.rounds, new_messages=len(new))
 
+    def _over_budget(self) -> bool:
+        budget = getattr(self.policy.config, "budget_tokens", None)
+        return budget is not None and self.view.tokens > budget
+
+    def _start_background(self, stats: RoundStats) -> None:
+        """Plan a thinking fold at the soft watermark and run the thinker off the critical path."""
+        plan_ahead = getattr(self.policy, "plan_ahead", None)
+        if not self.background or self._job is not None or plan_ahead is None:
+            return
+        action = plan_ahead(self.view, self._context())
+        if action is None:
+            return
+        request = thinking_request(self.view, span=action.span, task=self.task, counter=self.counter,
+                                   config=self.summarize_config)
+        if self.thinker_timeout_s:
+            request = request.model_copy(update={"timeout_s": self.thinker_timeout_s})
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-fold")
+        future = self._executor.submit(self.thinker.think, request)  # type: ignore[union-attr]
+        self._job = _BackgroundFold(action=action, future=future, planned_round=self.rounds,
+                                    started=time.perf_counter())
+        stats.actions.append({"kind": "planned", "covers": len(action.span), "background": True})
+
+    def _collect_background(self, stats: RoundStats) -> None:
+        """Apply a finished background fold at this round boundary (an ordinary event), or keep waiting."""
+        job = self._job
+        if job is None or not job.future.done():
+            return
+        self._job = None
+        meta: dict[str, Any] = {"policy": getattr(self.policy, "name", "?"), "reason": job.action.reason,
+                                "background": True, "planned_round": job.planned_round,
+                                "wall_s": round(time.perf_counter() - job.started, 3)}
+        exc = job.future.exception()
+        try:
+            if exc is None:
+                result = job.future.result()
+                meta.update(thinker=result.model, thinker_s=round(result.seconds, 3),
+                            thinker_tokens_in=result.tokens_in, thinker_tokens_out=result.tokens_out)
+                try:
+                    new, ev = summarize_by_thinking(self.view, span=job.action.span, thinking=result.text,
+                                                    counter=self.counter, config=self.summarize_config, meta=meta)
+                except EmptyThinkingError as err:
+                    meta["fallback"] = str(err)
+                    new, ev = fold(self.view, span=job.action.span, counter=self.counter, config=self.fold_config,
+                                   meta=meta)
+            else:
+                meta["fallback"] = f"thinker failed: {type(exc).__name__}: {exc}"[:500]
+                new, ev = fold(self.view, span=job.action.span, counter=self.counter, config=self.fold_config,
+                               meta=meta)
+        except EventError as err:  # the span changed meanwhile (e.g. a synchronous fold took it): drop the job
+            stats.rejected.append(f"background fold dropped: {err}")
+            return
+        self._record(new, ev)
+        stats.actions.append({"kind": ev.kind, "seq": ev.seq, "covers": len(ev.covers),
+                              **{k: v for k, v in ev.meta.items() if k != "stubs"}})
+
+    def close(self) -> None:
+        """Wait for a running background fold and stop the worker."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
     def _finish(self, stats: RoundStats, t0: float) -> list[dict[str, Any]]:
+        self._start_background(stats)
         self.view.validate(allow_open_tail=False)
         rendered = self.view.render()
         stats.raw_tokens = self.raw_tokens
@@ -333,6 +426,7 @@ class MemorySession:
         found = [s.message for s in self.store.get_messages(self.session_id, wanted)] if wanted else []
         if query:
             visible = [it.key for it in self.view.items if isinstance(it, MessageItem)]
+            visible += [src for it in self.view.items if isinstance(it, RecalledItem) for src in it.sources]
             hits = self.store.search(self.session_id, query, limit=limit, exclude=visible)
             by_id = {s.message.id: s.message for s in self.store.get_messages(self.session_id,
                                                                                 [h.message_id for h in hits])}

@@ -3,6 +3,9 @@
 Between a high watermark (the budget) and a low one, nothing happens; crossing the high one evicts oversized old
 tool outputs, then folds the oldest finished rounds in one large chunk down to the low watermark. Large, rare
 folds keep the view's prefix unchanged for long stretches, which provider prompt caches and KV caches reuse.
+Above a soft watermark a thinking fold can be planned ahead and run in the background (see MemorySession).
+With auto_recall, the newest messages are used as a query over the archive each round, so values from folded or
+evicted spans come back when the conversation turns to them again.
 """
 
 from __future__ import annotations
@@ -11,29 +14,51 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from agentmem.actions import Action, EvictAction, FoldAction
-from agentmem.view import BlockItem, MessageItem, View
+from agentmem.actions import Action, EvictAction, FoldAction, RecallAction
+from agentmem.messages import message_text
+from agentmem.values import extract_values
+from agentmem.view import BlockItem, MessageItem, RecalledItem, StubItem, View
 
 from .base import Policy, PolicyConfig, PolicyContext, pinned_head, recent_start
 
-__all__ = ["BudgetPolicy", "BudgetConfig"]
+__all__ = ["BudgetPolicy", "BudgetConfig", "recall_query"]
 
 
 class BudgetConfig(PolicyConfig):
     budget_tokens: int = Field(default=8000, ge=256, description="High watermark: act when the view exceeds it.")
     low_ratio: float = Field(default=0.6, gt=0.05, lt=1, description="Fold down to this share of the budget.")
+    soft_ratio: float = Field(default=0.85, gt=0.05, le=1,
+                              description="Above this share a thinking fold is planned ahead (background).")
     keep_recent_rounds: int = Field(default=4, ge=1, description="Newest assistant turns never folded or evicted.")
     evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
     fold_mode: Literal["extractive", "think"] = "extractive"
     block_tokens: int = Field(default=500, ge=32, description="Expected size of one block (for planning).")
     merge_blocks_ratio: float = Field(default=0.3, gt=0, le=1,
                                       description="Re-fold leading blocks once they hold this share of the budget.")
+    auto_recall: bool = Field(default=False, description="Query the archive with the newest messages each round.")
+    recall_tokens: int = Field(default=300, ge=32, description="Budget of one auto-recalled snippet.")
 
     @model_validator(mode="after")
     def _check(self) -> BudgetConfig:
         if self.block_tokens >= self.budget_tokens * self.low_ratio:
             raise ValueError("block_tokens must be well below budget_tokens * low_ratio")
+        if self.soft_ratio < self.low_ratio:
+            raise ValueError("soft_ratio must not be below low_ratio")
         return self
+
+
+def recall_query(view: View, *, max_terms: int = 12) -> str | None:
+    """A query from the newest messages (since the last assistant turn, and that turn's arguments)."""
+    texts: list[str] = []
+    for it in reversed(view.items):
+        msg = getattr(it, "message", None)
+        if msg is None:
+            break
+        texts.append(message_text(msg)[:4000])
+        if msg.role == "assistant":
+            break
+    values = extract_values("\n".join(texts), limit=max_terms)
+    return " ".join(values) if values else None
 
 
 class BudgetPolicy(Policy):
@@ -42,27 +67,44 @@ class BudgetPolicy(Policy):
 
     def decide(self, view: View, ctx: PolicyContext, thinking: str | None = None) -> list[Action]:
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
-        if view.tokens <= cfg.budget_tokens:
-            return []
+        actions: list[Action] = []
+        if view.tokens > cfg.budget_tokens:
+            actions.extend(self.plan(view, target=int(cfg.budget_tokens * cfg.low_ratio)))
+        if cfg.auto_recall and any(isinstance(it, (BlockItem, StubItem)) for it in view.items):
+            query = recall_query(view)
+            last = view.items[-1] if view.items else None
+            if query and not isinstance(last, RecalledItem):
+                actions.append(RecallAction(query=query, budget_tokens=cfg.recall_tokens, reason="auto-recall"))
+        return actions
+
+    def plan_ahead(self, view: View, ctx: PolicyContext) -> FoldAction | None:
+        """The thinking fold to start in the background once the view passes the soft watermark."""
+        cfg: BudgetConfig = self.config  # type: ignore[assignment]
+        if cfg.fold_mode != "think" or view.tokens <= cfg.budget_tokens * cfg.soft_ratio:
+            return None
+        target = int(cfg.budget_tokens * cfg.low_ratio)
+        folds = [a for a in self.plan(view, target=target, evict=False) if isinstance(a, FoldAction)]
+        return folds[0] if folds else None
+
+    def plan(self, view: View, *, target: int, evict: bool = True) -> list[Action]:
+        """Evictions and one fold that bring the view down to about `target` tokens."""
+        cfg: BudgetConfig = self.config  # type: ignore[assignment]
         head = pinned_head(view)
         recent = recent_start(view, cfg.keep_recent_rounds)
         if recent <= head:
             return []
-        target = int(cfg.budget_tokens * cfg.low_ratio)
         projected = view.tokens
         actions: list[Action] = []
         saved: dict[str, int] = {}
-
         big = [it for it in view.items[head:recent]
                if isinstance(it, MessageItem) and it.message.role == "tool" and it.tokens > cfg.evict_tool_tokens]
-        if big:
+        if big and evict:
             for it in big:
                 saved[it.key] = it.tokens - 60
                 projected -= saved[it.key]
             actions.append(EvictAction(ids=tuple(it.key for it in big), reason="oversized tool outputs"))
         if projected <= target:
             return actions
-
         # leading blocks stay put (stable prefix) until together they hold too much of the budget
         start = head
         block_total = 0
