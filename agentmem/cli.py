@@ -19,6 +19,14 @@ def _main() -> None:
     """agentmem: keep an agent's context bounded without losing what it saw."""
 
 
+from agentmem.cli_store import events_command, export_command, sessions_command, view_command  # noqa: E402
+
+app.command("sessions")(sessions_command)
+app.command("view")(view_command)
+app.command("events")(events_command)
+app.command("export")(export_command)
+
+
 def main() -> None:  # pragma: no cover - exercised through the console script
     app()
 
