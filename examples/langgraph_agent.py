@@ -1,0 +1,98 @@
+"""A LangGraph ReAct agent whose model input is managed by agentmem (pre_model_hook), with a recall tool.
+
+    python examples/langgraph_agent.py                       # offline: a scripted tool-calling model
+    python examples/langgraph_agent.py --model openai:gpt-4o-mini   # a real model via langchain's init_chat_model
+
+The tool returns large pages; agentmem folds old ones, the graph state keeps the whole history, and the agent reads
+a folded value back with recall_memory at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import PrivateAttr
+from langgraph.prebuilt import create_react_agent
+
+from agentmem.integrations.langgraph import MemoryHook
+
+# create_react_agent's pre_model_hook is the documented hook API; its deprecation notice is noise here
+warnings.filterwarnings("ignore", message="create_react_agent has been moved")
+
+PAGES = 25
+
+
+@tool
+def read_page(page: int) -> str:
+    """Read one page of the quarterly report."""
+    return json.dumps({"page": page, "invoice": f"INV-{1000 + page}", "amount": 100 + 7 * page,
+                       "text": "lorem ipsum dolor sit amet " * 60})
+
+
+class ScriptedReader(BaseChatModel):
+    """Reads every page, then recalls page 0's invoice, then answers (stands in for a real model offline).
+
+    It counts its own turns: the view it is given no longer shows the early ones once they are folded."""
+
+    _turns: int = PrivateAttr(default=0)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-reader"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedReader:
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        recalls = [m for m in messages if isinstance(m, ToolMessage) and m.name == "recall_memory"]
+        n_calls = self._turns
+        self._turns += 1
+        if recalls:
+            found = "INV-1000" in recalls[-1].content
+            msg = AIMessage(content=f"Page 0's invoice is {'INV-1000' if found else 'unknown'}.")
+        elif n_calls < PAGES:
+            msg = AIMessage(content="", tool_calls=[{"id": f"p{n_calls}", "name": "read_page",
+                                                     "args": {"page": n_calls}}])
+        else:
+            msg = AIMessage(content="", tool_calls=[{"id": "r", "name": "recall_memory",
+                                                     "args": {"query": "invoice of page 0"}}])
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="a langchain init_chat_model spec; default: the offline scripted model")
+    ap.add_argument("--budget", type=int, default=3000)
+    args = ap.parse_args()
+    if args.model:
+        from langchain.chat_models import init_chat_model
+
+        model = init_chat_model(args.model)
+    else:
+        model = ScriptedReader()
+    with tempfile.TemporaryDirectory() as tmp:
+        hook = MemoryHook(policy="budget", budget_tokens=args.budget, store=Path(tmp) / "lg.db")
+        agent = create_react_agent(model, [read_page, hook.recall_tool()], pre_model_hook=hook,
+                                   checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "report"}, "recursion_limit": 4 * PAGES}
+        result = agent.invoke({"messages": [{"role": "user", "content":
+                                             f"Read pages 0-{PAGES - 1}, then tell me page 0's invoice."}]}, config)
+        session = hook.session(config)
+        print(f"state holds {len(result['messages'])} messages ({session.raw_tokens} tokens); "
+              f"the model's last view was {session.view.tokens} tokens; "
+              f"{len(session.store.load_events(session.session_id))} memory events")
+        print("answer:", result["messages"][-1].content)
+
+
+if __name__ == "__main__":
+    main()
