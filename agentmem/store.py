@@ -172,6 +172,7 @@ class Store:
         else:
             kwargs.update(pool_pre_ping=True)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._known_sessions: set[str] = set()  # sessions rows are never deleted, so this cache cannot go stale
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._create_schema()
@@ -198,8 +199,11 @@ class Store:
     def ensure_session(self, session_id: str, meta: dict[str, Any] | None = None) -> None:
         if not isinstance(session_id, str) or not session_id or len(session_id) > 200:
             raise StoreError(f"session id must be a non-empty string of at most 200 characters: {session_id!r}")
+        if session_id in self._known_sessions:
+            return
         with self.engine.begin() as conn:
             exists = conn.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+            self._known_sessions.add(session_id)
             if exists:
                 return
             try:
@@ -235,7 +239,8 @@ class Store:
         now = time.time()
         try:
             with self.engine.begin() as conn:
-                count = int(conn.execute(select(func.count()).select_from(messages_table)
+                # seqs are contiguous from 1, so max(seq) is the count, in O(log n) on the primary key
+                count = int(conn.execute(select(func.coalesce(func.max(messages_table.c.seq), 0))
                                          .where(messages_table.c.session_id == session_id)).scalar_one())
                 if expected_count is not None and count != expected_count:
                     raise ConcurrentWriteError(
