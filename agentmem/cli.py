@@ -25,6 +25,12 @@ app.command("sessions")(sessions_command)
 app.command("view")(view_command)
 app.command("events")(events_command)
 app.command("export")(export_command)
+from agentmem.cli_replay import replay_command  # noqa: E402
+
+app.command("replay")(replay_command)
+from agentmem.cli_run import run_command  # noqa: E402
+
+app.command("run")(run_command)
 
 
 def main() -> None:  # pragma: no cover - exercised through the console script

@@ -22,7 +22,7 @@ from agentmem.thinkers.base import Thinker
 
 __all__ = ["AgentMemory", "RECALL_TOOL_NAME", "recall_tool_schema", "resolve_thinker"]
 
-RECALL_TOOL_NAME = "recall_memory"
+from agentmem.session import RECALL_TOOL_NAME  # noqa: E402  (one definition of the tool's name)
 
 
 def recall_tool_schema() -> dict[str, Any]:
@@ -85,6 +85,7 @@ class AgentMemory:
         thinker: a Thinker, a spec ("extractive", "local", "smollm2", a litellm model) or None.
         model: model name for token counting when it differs from the `model=` passed per call.
         recall_tool: add the `recall_memory` tool to every call's tools.
+        verify: "ends" (default, O(1)) or "full" (every re-sent message is compared with the store).
         background: run thinking folds in a worker once the view passes the policy's soft watermark; the agent
             waits only when the hard budget would otherwise be exceeded.
     """
@@ -107,6 +108,7 @@ class AgentMemory:
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
         background: bool = False,
+        verify: str = "ends",
         **policy_config: Any,
     ):
         from agentmem.policies import REGISTRY, make_policy
@@ -123,7 +125,8 @@ class AgentMemory:
         self.session = MemorySession(self.store, session_id, policy=self.policy, thinker=self.thinker, model=model,
                                      fold_config=fold_config, summarize_config=summarize_config,
                                      evict_config=evict_config, recall_config=recall_config,
-                                     thinker_timeout_s=thinker_timeout_s, background=background)
+                                     thinker_timeout_s=thinker_timeout_s, background=background,
+                                     verify=verify)
         self._model_for_tokens = model
 
     # --- public surface -------------------------------------------------------------------------------------

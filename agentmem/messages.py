@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "Role",
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+MAX_ID_LENGTH = 200
 _ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -73,7 +74,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     role: Role
     content: str | list[dict[str, Any]] | None = None
     tool_calls: tuple[ToolCall, ...] = ()
@@ -102,6 +103,13 @@ class Message(BaseModel):
         d = self.to_dict()
         if d["content"] is None:  # providers and SDKs flip between null and "" for tool-call-only replies
             d["content"] = ""
+        for tc in d.get("tool_calls") or []:  # frameworks re-serialize arguments (spaces, key order): same call
+            fn = tc["function"]
+            try:
+                fn["arguments"] = json.dumps(json.loads(fn["arguments"] or "{}"), sort_keys=True,
+                                             separators=(",", ":"))  # ASCII: escaped surrogates stay escaped
+            except ValueError:  # not JSON (only possible for a hand-built Message): compare verbatim
+                pass
         body = json.dumps(d, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
@@ -220,6 +228,9 @@ def parse_message(raw: Any, *, index: int | None = None, message_id: str | None 
         else:
             raise InvalidMessageError(f"expected a dict, got {type(raw).__name__}", index=index)
     mid = raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else message_id
+    if mid is not None and len(mid) > MAX_ID_LENGTH:  # the store's id column holds 200 characters
+        raise InvalidMessageError(f"id is {len(mid)} characters long; at most {MAX_ID_LENGTH} are allowed",
+                                  index=index, message_id=mid[:40] + "…")
     role = raw.get("role")
     if role not in _ROLES:
         raise InvalidMessageError(f"unknown role {role!r} (expected one of {', '.join(_ROLES)})",
@@ -233,6 +244,8 @@ def parse_message(raw: Any, *, index: int | None = None, message_id: str | None 
             if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
                 raise InvalidMessageError(f"content part {p} must be an object with a 'type'",
                                           index=index, message_id=mid)
+            if not all(isinstance(k, str) for k in part):
+                raise InvalidMessageError(f"content part {p} has a key that is not text", index=index, message_id=mid)
         content = [dict(part) for part in content]
     raw_calls = raw.get("tool_calls") or []
     if raw_calls and role != "assistant":
@@ -255,8 +268,19 @@ def parse_message(raw: Any, *, index: int | None = None, message_id: str | None 
         raise InvalidMessageError("name must be text", index=index, message_id=mid)
     if role == "assistant" and content is None and not calls:
         content = ""
-    return Message(id=mid or new_message_id(), role=role, content=content, tool_calls=calls,
-                   tool_call_id=tool_call_id, name=name)
+    try:
+        message = Message(id=mid or new_message_id(), role=role, content=content, tool_calls=calls,
+                          tool_call_id=tool_call_id, name=name)
+    except ValidationError as exc:  # a safety net: the checks above should have named the problem already
+        raise InvalidMessageError(f"invalid message: {exc.errors()[0]['msg']}", index=index, message_id=mid) from None
+    try:  # the store keeps UTF-8 JSON: fail here, naming the message, rather than deep inside the store
+        message.canonical_json().encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidMessageError(f"text is not valid UTF-8 (lone surrogate at position {exc.start} of the "
+                                  "message JSON)", index=index, message_id=mid) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessageError(f"content is not JSON-serializable: {exc}", index=index, message_id=mid) from None
+    return message
 
 
 def parse_messages(raws: Iterable[Any], *, validate: bool = True) -> list[Message]:
@@ -345,7 +369,7 @@ def validate_history(
             raise HistoryError("system message is not at the start of the history", index=i, message_id=mid)
         if role == "tool":
             call_id = d.get("tool_call_id")
-            if call_id not in pending:
+            if not isinstance(call_id, str) or call_id not in pending:
                 raise HistoryError(f"tool result {call_id!r} has no matching tool call right before it",
                                    index=i, message_id=mid)
             del pending[call_id]
@@ -355,8 +379,15 @@ def validate_history(
                 raise HistoryError(f"tool call(s) {missing} have no result before this {role} message",
                                    index=i, message_id=mid)
             if role == "assistant":
-                for tc in d.get("tool_calls") or []:
-                    tc_id = tc.id if isinstance(tc, ToolCall) else tc.get("id")
+                calls = d.get("tool_calls") or []
+                if not isinstance(calls, (list, tuple)):
+                    raise HistoryError("tool_calls must be a list", index=i, message_id=mid)
+                for p, tc in enumerate(calls):
+                    tc_id = tc.id if isinstance(tc, ToolCall) else tc.get("id") if isinstance(tc, Mapping) else None
+                    if not isinstance(tc_id, str) or not tc_id:
+                        raise HistoryError(f"tool_calls[{p}] has no string id", index=i, message_id=mid)
+                    if tc_id in pending:
+                        raise HistoryError(f"duplicate tool call id {tc_id!r}", index=i, message_id=mid)
                     pending[tc_id] = i
         if order is not None and mid is not None and mid in order:
             pos = order[mid]

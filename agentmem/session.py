@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
-from agentmem.messages import HistoryError, Message, message_text, parse_message
+from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
 from agentmem.primitives import (
     EmptyThinkingError,
     EvictConfig,
@@ -38,6 +38,8 @@ from agentmem.tokens import TokenCounter
 from agentmem.view import BlockItem, Event, EventError, MessageItem, RecalledItem, View, build_view
 
 __all__ = ["MemorySession", "RoundStats"]
+
+RECALL_TOOL_NAME = "recall_memory"  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
 _Plan = Generator[ThinkRequest, "ThinkResult | BaseException", None]
 
@@ -80,6 +82,9 @@ class MemorySession:
         policy: decides actions each round (agentmem.policies).
         thinker: answers summarize-by-thinking and policy requests; None means extractive folds only.
         model: model name used to pick the offline tokenizer.
+        verify: how much of a re-sent history is compared with the store: "ends" (first and last stored
+            message, O(1) per round) or "full" (every message, O(history) per round; catches any edit).
+        background: run thinking folds planned at the soft watermark in a worker thread.
     """
 
     def __init__(
@@ -96,7 +101,11 @@ class MemorySession:
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
         background: bool = False,
+        verify: str = "ends",
     ):
+        if verify not in ("ends", "full"):
+            raise ValueError(f"verify must be 'ends' or 'full', not {verify!r}")
+        self.verify = verify
         self.store = store
         self.session_id = session_id or "s-" + uuid.uuid4().hex[:16]
         self.policy = policy
@@ -116,7 +125,7 @@ class MemorySession:
         events = store.load_events(self.session_id)
         self.view: View = build_view(((s.message, s.tokens) for s in stored), events, self.counter)
         self.message_count = len(stored)
-        self._last_fingerprint = stored[-1].message.fingerprint() if stored else None
+        self._fingerprints: list[str] = [s.message.fingerprint() for s in stored]
         self._pending_calls: set[str] = set()
         self.raw_tokens = 3
         self.rounds = 0
@@ -136,7 +145,7 @@ class MemorySession:
         if not self.task and m.role == "user":
             self.task = message_text(m)
 
-    def ingest(self, messages: Sequence[Any]) -> list[Message]:
+    def ingest(self, messages: Sequence[Any], *, allow_open_tail: bool = True) -> list[Message]:
         """Store the messages of `messages` (the agent's full history) that the session has not seen yet.
 
         The agent passes its whole history each call; the stored prefix is recognised in O(1) by the
@@ -151,14 +160,18 @@ class MemorySession:
                     raise HistoryError(
                         f"history has {len(messages)} messages but session {self.session_id!r} already stored {n}; "
                         "pass the agent's whole history (or start a new session)")
-                if parse_message(messages[n - 1], index=n - 1).fingerprint() != self._last_fingerprint:
-                    raise HistoryError(
-                        f"differs from the message session {self.session_id!r} stored at this position; the "
-                        "history must extend what was stored (start a new session for an edited history)",
-                        index=n - 1)
-            return self._append([parse_message(r, index=n + i) for i, r in enumerate(messages[n:])], first_index=n)
+                # "ends" checks the first and the last stored position in O(1); "full" re-hashes every message
+                positions = range(n) if self.verify == "full" else sorted({0, n - 1})
+                for i in positions:
+                    if parse_message(messages[i], index=i).fingerprint() != self._fingerprints[i]:
+                        raise HistoryError(
+                            f"differs from the message session {self.session_id!r} stored at this position; the "
+                            "history must extend what was stored (start a new session for an edited history)",
+                            index=i)
+            return self._append([parse_message(r, index=n + i) for i, r in enumerate(messages[n:])], first_index=n,
+                                allow_open_tail=allow_open_tail)
 
-    def _append(self, new: list[Message], *, first_index: int) -> list[Message]:
+    def _append(self, new: list[Message], *, first_index: int, allow_open_tail: bool = True) -> list[Message]:
         if not new:
             return []
         pending = set(self._pending_calls)
@@ -181,13 +194,16 @@ class MemorySession:
                                        f"{m.role} message", index=idx, message_id=m.id)
                 if m.role == "assistant":
                     pending = set(m.tool_call_ids)
+        if pending and not allow_open_tail:
+            raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result at the end of the history: "
+                               "a model cannot be called on it", index=first_index + len(new) - 1, message_id=new[-1].id)
         tokens = [self.counter.message(m) for m in new]
         self.store.append_messages(self.session_id, new, tokens, expected_count=self.message_count)
         for m, t in zip(new, tokens, strict=True):
             self.view.append_message(m, t)
             self._track(m, t)
         self.message_count += len(new)
-        self._last_fingerprint = new[-1].fingerprint()
+        self._fingerprints.extend(m.fingerprint() for m in new)
         return new
 
     def record_response(self, message: Any) -> Message:
@@ -253,7 +269,7 @@ class MemorySession:
             elif isinstance(action, EvictAction):
                 new, ev = evict(self.view, ids=action.ids, counter=self.counter, config=self.evict_config, meta=meta)
             elif isinstance(action, RecallAction):
-                found = self.find_archived(ids=action.ids, query=action.query)
+                found = self.find_archived(ids=action.ids, query=action.query, limit=self.recall_config.max_messages)
                 cfg = self.recall_config
                 if action.budget_tokens:
                     cfg = cfg.model_copy(update={"budget_tokens": action.budget_tokens})
@@ -335,7 +351,7 @@ class MemorySession:
             return exc
 
     def _begin(self, messages: Sequence[Any] | None) -> RoundStats:
-        new = self.ingest(messages) if messages is not None else []
+        new = self.ingest(messages, allow_open_tail=False) if messages is not None else []
         return RoundStats(round=self.rounds, new_messages=len(new))
 
     def _over_budget(self) -> bool:
@@ -425,14 +441,45 @@ class MemorySession:
                 wanted.append(i)
         found = [s.message for s in self.store.get_messages(self.session_id, wanted)] if wanted else []
         if query:
-            visible = [it.key for it in self.view.items if isinstance(it, MessageItem)]
-            visible += [src for it in self.view.items if isinstance(it, RecalledItem) for src in it.sources]
-            hits = self.store.search(self.session_id, query, limit=limit, exclude=visible)
-            by_id = {s.message.id: s.message for s in self.store.get_messages(self.session_id,
-                                                                                [h.message_id for h in hits])}
+            visible = {it.key for it in self.view.items if isinstance(it, MessageItem)}
+            visible |= {src for it in self.view.items if isinstance(it, RecalledItem) for src in it.sources}
+            hits = self.store.search(self.session_id, query, limit=limit * 4, exclude=visible)
             have = {m.id for m in found}
-            found.extend(by_id[h.message_id] for h in hits if h.message_id in by_id and h.message_id not in have)
+            found.extend(m for m in self._rounds_of(hits, limit=limit) if m.id not in have and m.id not in visible)
         return found
+
+    def _rounds_of(self, hits: Sequence[Any], *, limit: int, reach: int = 16) -> list[Message]:
+        """Each hit with the rest of its round (a call with its results, a result with its call), best hit first.
+
+        A tool result alone lacks what was asked, and a call alone lacks the answer; short call messages also
+        outrank long results in bm25, so returning whole rounds is what makes a query find the data.
+        """
+        if not hits:
+            return []
+        window = {q for h in hits for q in range(max(1, h.seq - reach), h.seq + reach + 1)}
+        near = [s.message for s in self.store.get_by_seqs(self.session_id, window)]
+        round_of: dict[str, tuple[str, ...]] = {}
+        for rnd in group_rounds(near):
+            for mid in rnd.ids:
+                round_of[mid] = rnd.ids
+        by_id = {m.id: m for m in near}
+        # rounds of the recall tool itself hold copies of the archive: returning them would nest recalls
+        recall_rounds = {mid for m in near if m.role == "assistant" and m.tool_calls
+                         and all(tc.name == RECALL_TOOL_NAME for tc in m.tool_calls) for mid in round_of[m.id]}
+        out: list[Message] = []
+        seen: set[str] = set()
+        rounds_taken = 0
+        for h in hits:
+            if h.message_id in recall_rounds or h.message_id in seen:
+                continue
+            if rounds_taken == limit:
+                break
+            rounds_taken += 1
+            for mid in round_of.get(h.message_id, (h.message_id,)):
+                if mid in by_id and mid not in seen:
+                    seen.add(mid)
+                    out.append(by_id[mid])
+        return out
 
     def recall_text(self, *, ids: Sequence[str] = (), query: str | None = None,
                     budget_tokens: int | None = None) -> str:
@@ -441,9 +488,8 @@ class MemorySession:
         if not found:
             what = f"query {query!r}" if query else f"ids {list(ids)}"
             return f"[agentmem: nothing in the archive matches {what}]"
-        text, _ = format_archive(found[: self.recall_config.max_messages], counter=self.counter,
+        text, _ = format_archive(found, counter=self.counter,
                                  budget_tokens=budget_tokens or self.recall_config.budget_tokens,
                                  per_message_tokens=self.recall_config.per_message_tokens,
-                                 heading=f"[agentmem: recalled {min(len(found), self.recall_config.max_messages)} "
-                                         "archived message(s)]")
+                                 heading="[agentmem: recalled archived messages, best match first]")
         return text

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import string
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def _to_url(target: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(s).expanduser()}"
 
 
-_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*")
+_WORD = re.compile(r"\w[\w.\-/]*")  # \w is Unicode-aware: "café", "日本語" are searchable terms too
 
 
 def _terms(query: str, limit: int = 24) -> list[str]:
@@ -150,6 +151,25 @@ def _terms(query: str, limit: int = 24) -> list[str]:
         if len(seen) >= limit:
             break
     return seen
+
+
+# PostgreSQL's parser keeps paths, emails, file names and hyphenated words as single tokens, so a search for a
+# part of one ("x_1.json" in "/data/x_1.json", "mia" in "mia@x.com") found nothing there while SQLite's FTS5 found
+# it. Both dialects now split on ASCII punctuation, on the document side and the query side alike.
+_PUNCT = string.punctuation
+_PG_VECTOR = ("to_tsvector('simple', translate(body, '" + _PUNCT.replace("'", "''") + "', '"
+              + " " * len(_PUNCT) + "'))")
+_PIECES = re.compile(r"[^\W_]+")  # letters and digits only: nothing that to_tsquery would treat as syntax
+
+
+def _pg_tsquery(terms: Sequence[str]) -> str:
+    """Each term as a phrase of its alphanumeric pieces, terms OR-ed (pieces hold no tsquery syntax to escape)."""
+    phrases = []
+    for t in terms:
+        pieces = _PIECES.findall(t)
+        if pieces:
+            phrases.append("(" + " <-> ".join(pieces) + ")")
+    return " | ".join(phrases)
 
 
 class Store:
@@ -187,10 +207,10 @@ class Store:
                     "body, session_id UNINDEXED, message_id UNINDEXED, seq UNINDEXED, tokenize='unicode61')"
                 )
             else:
-                conn.exec_driver_sql(
-                    "CREATE INDEX IF NOT EXISTS ix_agentmem_messages_fts ON agentmem_messages "
-                    "USING GIN (to_tsvector('simple', body))"
-                )
+                conn.execute(text(  # text(), not exec_driver_sql: it escapes the '%' of _PG_VECTOR for psycopg
+                    f"CREATE INDEX IF NOT EXISTS ix_agentmem_messages_words ON agentmem_messages "
+                    f"USING GIN ({_PG_VECTOR})"
+                ))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -254,7 +274,7 @@ class Store:
                 for offset, (m, tok) in enumerate(zip(messages, tokens, strict=True)):
                     payload = m.canonical_json()
                     seq = count + offset + 1
-                    body = message_text(m)
+                    body = message_text(m).replace("\x00", " ")  # PostgreSQL text cannot hold NUL
                     seqs.append(seq)
                     rows.append(dict(session_id=session_id, seq=seq, id=m.id, role=m.role, payload=payload,
                                      sha256=hashlib.sha256(payload.encode("utf-8")).hexdigest(),
@@ -289,6 +309,18 @@ class Store:
             return []
         q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256, messages_table.c.tokens)
              .where(messages_table.c.session_id == session_id, messages_table.c.id.in_(ids))
+             .order_by(messages_table.c.seq))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [self._stored(*r) for r in rows]
+
+    def get_by_seqs(self, session_id: str, seqs: Iterable[int]) -> list[StoredMessage]:
+        """Messages at the given positions, in order (missing positions are skipped)."""
+        seqs = sorted(set(seqs))
+        if not seqs:
+            return []
+        q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256, messages_table.c.tokens)
+             .where(messages_table.c.session_id == session_id, messages_table.c.seq.in_(seqs))
              .order_by(messages_table.c.seq))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
@@ -366,11 +398,12 @@ class Store:
                 out = [SearchHit(message_id=m, seq=int(s), role=roles.get(m, "?"), score=sc, body=b)
                        for m, s, b, sc in hits]
             else:
-                tsq = " or ".join(terms)
+                tsq = _pg_tsquery(terms)
+                if not tsq:
+                    return []
                 rows = conn.execute(text(
-                    "SELECT id, seq, role, body, ts_rank(to_tsvector('simple', body), "
-                    "websearch_to_tsquery('simple', :q)) AS rank FROM agentmem_messages WHERE session_id = :sid "
-                    "AND to_tsvector('simple', body) @@ websearch_to_tsquery('simple', :q) "
+                    f"SELECT id, seq, role, body, ts_rank({_PG_VECTOR}, to_tsquery('simple', :q)) AS rank "
+                    f"FROM agentmem_messages WHERE session_id = :sid AND {_PG_VECTOR} @@ to_tsquery('simple', :q) "
                     "ORDER BY rank DESC, seq LIMIT :n"),
                     {"q": tsq, "sid": session_id, "n": fetch}).all()
                 out = [SearchHit(message_id=m, seq=int(s), role=r, score=float(rank), body=b)

@@ -92,9 +92,13 @@ class TokenCounter:
                     else:  # images and other parts: count their JSON as a conservative proxy
                         total += self.text(json.dumps(part, ensure_ascii=False))
         for tc in d.get("tool_calls") or []:
-            fn = tc.get("function") if isinstance(tc, Mapping) else None
-            if fn:
-                total += self.text(fn.get("name") or "") + self.text(fn.get("arguments") or "") + 3
+            if not isinstance(tc, Mapping):
+                continue
+            fn = tc.get("function") if isinstance(tc.get("function"), Mapping) else tc  # OpenAI or flat shape
+            args = fn.get("arguments") or ""
+            if not isinstance(args, str):  # arguments given as an object
+                args = json.dumps(args, ensure_ascii=False)
+            total += self.text(fn.get("name") or "") + self.text(args) + 3
         if d.get("name"):
             total += 1
         return total

@@ -188,6 +188,14 @@ class View:
                 i += 1
         return out
 
+    def unit_complete(self, start: int, end: int) -> bool:
+        """False for an assistant turn (starting at `start`) whose tool results have not all arrived yet."""
+        msg = getattr(self.items[start], "message", None)
+        if msg is None or msg.role != "assistant" or not msg.tool_calls:
+            return True
+        answered = {getattr(self.items[k], "message").tool_call_id for k in range(start + 1, end)}
+        return answered >= set(msg.tool_call_ids)
+
     def order(self) -> dict[str, int]:
         return {it.key: it.pos for it in self.items if isinstance(it, (MessageItem, StubItem))}
 
@@ -226,9 +234,14 @@ def _span_indices(view: View, keys: Sequence[str]) -> tuple[int, int]:
     start, end = positions[0], positions[-1] + 1
     if positions != list(range(start, end)):
         raise EventError("span is not contiguous in the view")
-    boundaries = {s for s, _ in view.units()} | {len(view.items)}
+    units = view.units()
+    boundaries = {s for s, _ in units} | {len(view.items)}
     if start not in boundaries or end not in boundaries:
         raise EventError("span would split an assistant turn from its tool results")
+    for s, e in units:
+        if start <= s < end and not view.unit_complete(s, e):
+            raise EventError(f"span contains an assistant turn ({view.items[s].key}) whose tool results have not "
+                             "all arrived yet")
     return start, end
 
 
@@ -255,6 +268,8 @@ def apply_event(view: View, event: Event, counter: TokenCounter) -> View:
         new.tokens += block.tokens - sum(it.tokens for it in span)
     elif event.kind == "evict":
         stubs = event.meta.get("stubs") or {}
+        if not event.covers or len(set(event.covers)) != len(event.covers):
+            raise EventError("evict event must name each message once")
         idx = view.index()
         for key in event.covers:
             i = idx.get(key)
@@ -275,11 +290,9 @@ def apply_event(view: View, event: Event, counter: TokenCounter) -> View:
     elif event.kind == "recall":
         item = RecalledItem(key=f"rec-{event.seq}", sources=tuple(event.covers), text=event.text, tokens=0)
         item = RecalledItem(key=item.key, sources=item.sources, text=item.text, tokens=_count(counter, item.render()))
-        if view.items:
-            last = view.items[-1]
-            msg = getattr(last, "message", None)
-            if msg is not None and msg.role == "assistant" and msg.tool_calls:
-                raise EventError("cannot recall between an assistant tool call and its results")
+        units = view.units()
+        if units and not view.unit_complete(*units[-1]):
+            raise EventError("cannot recall between an assistant tool call and its results")
         new.items.append(item)
         new.tokens += item.tokens
     elif event.kind == "unrecall":

@@ -8,7 +8,7 @@ from agentmem.messages import message_text
 from agentmem.tokens import TokenCounter
 from agentmem.view import BlockItem, EventError, Item, MessageItem, RecalledItem, StubItem, View, _span_indices
 
-__all__ = ["span_items", "item_text", "fit_to_budget", "tool_names"]
+__all__ = ["span_items", "item_text", "fit_to_budget", "tool_names", "values_line"]
 
 
 def span_items(view: View, span: Sequence[str]) -> list[Item]:
@@ -55,6 +55,20 @@ def fit_to_budget(lines: Sequence[str], budget: int, counter: TokenCounter) -> l
                 out.append(enc_cut + " …")
         break
     return out
+
+
+def values_line(values: Sequence[str], budget: int, counter: TokenCounter, *, prefix: str = "values: ") -> list[str]:
+    """One "values: a, b, …" line within `budget` tokens, made of whole values only.
+
+    Cutting the joined line at a token boundary (fit_to_budget) could leave half a value ("/data/inv …", "inv_63"):
+    a wrong identifier is worse than a missing one, so values that do not fit are left out whole.
+    """
+    kept: list[str] = []
+    for v in values:
+        if counter.text(prefix + ", ".join([*kept, v]) + "\n") > budget:
+            break
+        kept.append(v)
+    return [prefix + ", ".join(kept)] if kept else []
 
 
 def _cut_tokens(text: str, n: int, counter: TokenCounter) -> str:

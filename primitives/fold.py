@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentmem.tokens import TokenCounter
 from agentmem.values import ERROR_LINE, extract_values
 from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, View, apply_event
-from ._common import fit_to_budget, item_text, span_items, tool_names
+from ._common import fit_to_budget, item_text, span_items, tool_names, values_line
 
 __all__ = ["FoldConfig", "fold", "extractive_summary", "block_header"]
 
@@ -89,7 +89,7 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     source = "\n".join(item_text(it) for it in items)
     values = extract_values(source, limit=config.max_values)
     value_budget = int(budget * config.value_share)
-    value_lines = fit_to_budget(["values: " + ", ".join(values)], value_budget, counter) if values else []
+    value_lines = values_line(values, value_budget, counter)
     used = sum(counter.text(v + "\n") for v in value_lines)
     steps = fit_to_budget(_step_lines(items, names, config.step_chars), budget - used, counter)
     return value_lines + steps

@@ -23,8 +23,8 @@ __all__ = ["RecallConfig", "recall", "unrecall", "format_archive"]
 class RecallConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    budget_tokens: int = Field(default=800, ge=16, description="Cap on one recalled snippet, counted.")
-    max_messages: int = Field(default=6, ge=1)
+    budget_tokens: int = Field(default=1200, ge=16, description="Cap on one recalled snippet, counted.")
+    max_messages: int = Field(default=4, ge=1, description="Search hits per query; each comes with its round.")
     per_message_tokens: int = Field(default=400, ge=16)
 
 
@@ -52,9 +52,8 @@ def recall(view: View, *, found: Sequence[Message], counter: TokenCounter, query
     if not found:
         return view, None
     what = f"query {query!r}" if query else "ids"
-    heading = (f"{RECALL_HEADER} {min(len(found), config.max_messages)} archived message(s) for {what}; "
-               "this is memory, not a new request]")
-    text, ids = format_archive(found[: config.max_messages], counter=counter, budget_tokens=config.budget_tokens,
+    heading = f"{RECALL_HEADER} archived messages for {what}; this is memory, not a new request]"
+    text, ids = format_archive(found, counter=counter, budget_tokens=config.budget_tokens,
                                per_message_tokens=config.per_message_tokens, heading=heading)
     if not ids:
         return view, None

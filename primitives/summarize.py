@@ -19,7 +19,7 @@ from agentmem.tokens import TokenCounter
 from agentmem.values import extract_values, identifier_like
 from agentmem.view import Event, View
 
-from ._common import fit_to_budget, item_text, span_items, tool_names
+from ._common import fit_to_budget, item_text, span_items, tool_names, values_line
 from .fold import FoldConfig, fold
 
 __all__ = ["SummarizeConfig", "thinking_request", "summarize_by_thinking", "EmptyThinkingError", "guard_lines",
@@ -110,7 +110,7 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
         written = "\n".join(body)
         missing = [v for v in extract_values(source, limit=200) if v not in written]
         if missing:
-            merged = fit_to_budget(["values: " + ", ".join(missing)], config.values_tokens, counter)
+            merged = values_line(missing, config.values_tokens, counter)
     text = "\n".join(body + merged)
     fold_config = FoldConfig(max_block_tokens=config.max_block_tokens)
     ev_meta = {"guard_dropped": len(dropped), "values_merged": bool(merged), **(meta or {})}

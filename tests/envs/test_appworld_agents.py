@@ -1,0 +1,237 @@
+"""ScriptedAgent reads everything from its view (and recalls what is missing); LLMAgent drives the same tools."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from agentmem.envs.agents import LLMAgent
+from agentmem.envs.appworld_lite.scripted import View
+from agentmem.envs.runner import run_episode
+
+
+def _call(resp):
+    msg = resp["choices"][0]["message"]
+    calls = msg.get("tool_calls") or []
+    assert len(calls) == 1
+    return calls[0]["function"]["name"], json.loads(calls[0]["function"]["arguments"]), msg
+
+
+def _transcript(env, tid, upto=None):
+    task = env.load(tid)
+    res = run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0, max_rounds=upto or 400)
+    return task, res.messages
+
+
+def test_scripted_agent_is_stateless(env):
+    """The same view gives the same next step, for the same or a fresh agent instance."""
+    task, msgs = _transcript(env, "music_most_common_song-0", upto=40)
+    a, b = task.scripted_agent(), env.load("music_most_common_song-0").scripted_agent()
+    r1 = a(model="scripted", messages=msgs, tools=task.tools)
+    r2 = a(model="scripted", messages=msgs, tools=task.tools)
+    r3 = b(model="scripted", messages=msgs, tools=task.tools)
+    assert _call(r1)[:2] == _call(r2)[:2] == _call(r3)[:2]
+    # it picks up from a shorter prefix of the transcript just as well (no hidden progress)
+    r4 = b(model="scripted", messages=msgs[:30], tools=task.tools)
+    assert _call(r4)[1] == json.loads(msgs[30]["tool_calls"][0]["function"]["arguments"])
+
+
+def _drop_tool_result(msgs, pred):
+    """The view with the tool results matching `pred` replaced by an eviction stub."""
+    out, dropped = [], []
+    for m in msgs:
+        if m["role"] == "tool" and pred(m["content"]):
+            dropped.append(m)
+            out.append({**m, "content": "[agentmem: evicted tool result, 420 tokens; recall_memory can read it]"})
+        else:
+            out.append(m)
+    assert dropped
+    return out, dropped
+
+
+def test_scripted_agent_recalls_a_missing_value_then_uses_it(env):
+    task, msgs = _transcript(env, "music_most_common_song-0")
+    # the view right before the final "like": every playlist page has been read
+    like_at = next(i for i, m in enumerate(msgs)
+                   if m["role"] == "assistant" and "like_song" in str(m.get("tool_calls")))
+    view = msgs[:like_at]
+    agent = task.scripted_agent()
+    expected = _call(agent(model="scripted", messages=view))[1]
+    assert expected["api"] == "like_song"
+    # remove one playlist's first page: the agent cannot count without it, so it asks its memory
+    lossy, dropped = _drop_tool_result(view, lambda c: '"api": "show_playlist_songs"' in c and
+                                       '"args": {"page_index": 0, "playlist_id": 3}' in c)
+    name, args, msg = _call(agent(model="scripted", messages=lossy))
+    assert name == "recall_memory"
+    assert "show_playlist_songs" in args["query"] and "playlist_id 3" in args["query"]
+    # a recall that brings the observation back (inside other text): the agent goes on with the right action
+    recall_text = "[agentmem: recalled 1 archived message]\n--- m-17 (tool)\n" + dropped[0]["content"]
+    view2 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": recall_text}]
+    name2, args2, _ = _call(agent(model="scripted", messages=view2))
+    assert (name2, args2) == ("call_api", expected)
+    # a recall that finds nothing: no second recall for the same value, the agent acts on what it has
+    view3 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"],
+                           "content": "[agentmem: nothing in the archive matches]"}]
+    name3, args3, _ = _call(agent(model="scripted", messages=view3))
+    assert name3 == "call_api" and args3["api"] == "like_song"
+
+
+def test_scripted_agent_reads_a_token_from_fold_text_or_recalls_it(env):
+    task, msgs = _transcript(env, "todo_add_task-0", upto=3)  # profile, passwords, login
+    agent = task.scripted_agent()
+    token = _call(agent(model="scripted", messages=msgs))[1]["arguments"]["access_token"]
+    assert re.fullmatch(r"at-todo-[0-9a-f]{12}", token)
+    login = msgs[6]
+    assert "login" in login["tool_calls"][0]["function"]["arguments"]
+    stub = {"role": "tool", "tool_call_id": login["tool_calls"][0]["id"], "content": "[agentmem: evicted tool result]"}
+    fold = {"role": "user", "content": f"[agentmem: fold block blk-1 covers 4 earlier messages] values: {token}, 42"}
+    # everything but the last call is folded; the token survives only in the block's extractive text
+    name, args, _ = _call(agent(model="scripted", messages=msgs[:2] + [fold, login, stub]))
+    assert name == "call_api" and args["api"] == "create_task" and args["arguments"]["access_token"] == token
+    # without the block the token is gone: the agent asks its memory for it
+    name, args, _ = _call(agent(model="scripted", messages=msgs[:2] + [login, stub]))
+    assert name == "recall_memory" and "todo" in args["query"] and "access_token" in args["query"]
+    assert View(msgs).tokens == [("todo", token)]
+
+
+class _ArchiveMemory:
+    """A sliding-window memory: the last `keep` messages stay; older ones are archived and recallable by query."""
+
+    def __init__(self, agent, keep):
+        self.agent, self.keep, self.archive, self.last_round = agent, keep, [], {}
+        self.recall_queries = []
+
+    def completion(self, *, model, messages, tools=None, **kw):
+        head, tail = messages[:2], messages[2:]
+        cut = max(0, len(tail) - self.keep)
+        while cut < len(tail) and tail[cut]["role"] == "tool":
+            cut += 1
+        self.archive = tail[:cut]
+        stub = [{"role": "user", "content": f"[agentmem: evicted {cut} messages]"}] if cut else []
+        view = head + stub + tail[cut:]
+        self.last_round = {"raw_tokens": len(json.dumps(messages)) // 4, "view_tokens": len(json.dumps(view)) // 4,
+                           "actions": [{"type": "evict"}] if cut else []}
+        return self.agent(model=model, messages=view, tools=tools)
+
+    def execute_recall(self, arguments):
+        q = arguments["query"]
+        self.recall_queries.append(q)
+        if q.startswith("NOTE "):
+            pats = [re.compile(re.escape(f"NOTE {q.split()[1]} = "))]
+        else:
+            w = q.split()[2:] if q.startswith("response of ") else q.split()
+            pats = [f'"app": "{w[0]}"', f'"api": "{w[1]}"'] + [
+                f'"{k}": {json.dumps(int(v) if v.isdigit() else v)}' for k, v in zip(w[2::2], w[3::2])]
+            pats = [re.compile(re.escape(p) + r"(?=[,}\s])") for p in pats]
+        hits = [m.get("content") or "" for m in self.archive
+                if not (m.get("content") or "").startswith("[agentmem") and all(p.search(m.get("content") or "")
+                                                                                 for p in pats)]
+        return "[agentmem: recalled]\n" + "\n".join(hits[-1:])
+
+
+def test_scripted_agent_succeeds_through_recall_when_its_window_is_small(env):
+    task = env.load("payments_handle_requests-0")
+    agent = task.scripted_agent()
+    mem = _ArchiveMemory(agent, keep=16)
+    res = run_episode(task, agent, mem, count_tokens=lambda m: 0)
+    assert res.summary["success"], res.summary["checks"]
+    assert res.summary["recalls"] >= 1 and mem.recall_queries
+    assert max(r["view_tokens"] for r in res.records) < max(r["raw_tokens"] for r in res.records)
+
+
+def test_scripted_agent_degrades_without_recall_and_the_evaluator_scores_it(env):
+    class Forgetful(_ArchiveMemory):
+        def execute_recall(self, arguments):
+            self.recall_queries.append(arguments["query"])
+            return "[agentmem: nothing in the archive matches]"
+
+    task = env.load("music_playlist_minutes-0")
+    agent = task.scripted_agent()
+    mem = Forgetful(agent, keep=12)
+    res = run_episode(task, agent, mem, count_tokens=lambda m: 0, max_rounds=300)
+    assert res.summary["completed"] and res.summary["rounds"] < 300
+    q = mem.recall_queries
+    assert q and all(a != b for a, b in zip(q, q[1:]))  # a failed recall is not repeated: it acts on what it has
+    assert not res.summary["success"]
+
+
+class _RecordingCompletion:
+    """A local fake litellm.completion: answers with a scripted list of tool calls, records every call."""
+
+    def __init__(self, steps):
+        self.steps, self.calls = list(steps), []
+
+    def __call__(self, **kw):
+        self.calls.append(kw)
+        step = self.steps.pop(0) if self.steps else None
+        msg = {"role": "assistant", "content": None if step else "I am done."}
+        if step:
+            name, args = step
+            msg["tool_calls"] = [{"id": f"c{len(self.calls)}", "type": "function",
+                                  "function": {"name": name, "arguments": json.dumps(args)}}]
+        return {"choices": [{"index": 0, "message": msg, "finish_reason": "tool_calls" if step else "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+
+
+def test_llm_agent_with_a_recording_fake_completion(env):
+    task = env.load("todo_add_task-0")
+    p = task.params
+    fake = _RecordingCompletion([
+        ("show_api_doc", {"app_name": "todo", "api_name": "create_task"}),
+        ("call_api", {"app": "supervisor", "api": "show_profile", "arguments": {}}),
+        ("call_api", {"app": "supervisor", "api": "show_account_passwords", "arguments": {}}),
+    ])
+    agent = LLMAgent("openai/gpt-4o-mini", completion=fake)
+    res = run_episode(task, agent, model="openai/gpt-4o-mini", max_rounds=6, count_tokens=lambda m: 0)
+    first = fake.calls[0]
+    assert first["model"] == "openai/gpt-4o-mini" and first["temperature"] == 0.0
+    assert [t["function"]["name"] for t in first["tools"]][:1] == ["call_api"]
+    assert first["messages"][0]["role"] == "system"
+    assert len(fake.calls[1]["messages"]) == len(first["messages"]) + 2  # assistant + tool result appended
+    doc = json.loads(fake.calls[1]["messages"][-1]["content"])
+    assert doc["status"] == "ok" and doc["response"]["api_name"] == "create_task"
+    # no tool call -> nudged a few times, then the episode stops; nothing was done, so it fails
+    assert res.summary["rounds"] <= 6 and not res.summary["success"]
+    assert not task.done and p["title"]
+
+
+def test_llm_agent_solves_a_task_when_the_model_does(env):
+    """A fake model that reads values from the messages it gets, like a real one would."""
+    task = env.load("todo_add_task-1")
+    p = task.params
+
+    def model(**kw):
+        msgs = kw["messages"]
+        seen = "\n".join(str(m.get("content")) for m in msgs if m["role"] == "tool")  # observations only
+        if '"api": "show_account_passwords"' not in seen:
+            step = ("call_api", {"app": "supervisor", "api": "show_account_passwords", "arguments": {}})
+        elif '"api": "show_profile"' not in seen:
+            step = ("call_api", {"app": "supervisor", "api": "show_profile", "arguments": {}})
+        elif "at-todo-" not in seen:
+            pw = re.search(r'"account_name": "todo", "password": "([^"]+)"', seen).group(1)
+            email = re.search(r'"email": "([^"]+)"', seen).group(1)
+            step = ("call_api", {"app": "todo", "api": "login", "arguments": {"username": email, "password": pw}})
+        elif '"api": "create_task"' not in seen:
+            tok = re.search(r"at-todo-[0-9a-f]{12}", seen).group(0)
+            step = ("call_api", {"app": "todo", "api": "create_task", "arguments": {
+                "access_token": tok, "title": p["title"], "due_date": p["due"], "priority": p["priority"]}})
+        else:
+            step = ("call_api", {"app": "supervisor", "api": "complete_task", "arguments": {}})
+        return _RecordingCompletion([step])(**kw)
+
+    res = run_episode(task, LLMAgent("ollama_chat/llama3.1", completion=model), model="ollama_chat/llama3.1",
+                      count_tokens=lambda m: 0)
+    assert res.summary["success"] and res.summary["rounds"] == 5
+
+
+@pytest.mark.slow  # importing litellm takes seconds
+def test_llm_agent_through_litellm_mock_response(env):
+    """The default path through litellm.completion (mock_response: no network)."""
+    task = env.load("todo_add_task-2")
+    agent = LLMAgent("gpt-4o-mini", mock_response="I cannot help with that.")
+    resp = agent(model="gpt-4o-mini", messages=task.initial_messages(), tools=task.tools)
+    assert resp["choices"][0]["message"]["content"] == "I cannot help with that."
+    res = run_episode(task, agent, model="gpt-4o-mini", max_rounds=10, count_tokens=lambda m: 0)
+    assert res.records[-1].get("stopped") == "no tool call" and not res.summary["success"]

@@ -1,0 +1,154 @@
+"""BudgetPolicy: nothing under budget; evict oversized old outputs, then fold the oldest units to the low mark."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from agentmem.actions import EvictAction, FoldAction
+from agentmem.messages import parse_messages
+from agentmem.policies import BudgetConfig, BudgetPolicy, make_policy
+from agentmem.policies.base import PolicyContext, pinned_head
+from agentmem.primitives import evict, fold
+from agentmem.testing import synthetic_history
+from agentmem.view import BlockItem, View
+from histories import COUNTER, histories, view_of
+
+CTX = PolicyContext(task="t", model="gpt-4o")
+
+
+def _view(rounds=30, output_chars=600, big_every=0, big_chars=12000):
+    raw = synthetic_history(rounds, output_chars=output_chars)
+    if big_every:
+        tools = [i for i, m in enumerate(raw) if m["role"] == "tool"]
+        for i in tools[::big_every]:
+            raw[i] = {**raw[i], "content": raw[i]["content"] + " big" * (big_chars // 4)}
+    return view_of(parse_messages(raw))
+
+
+def _apply(view: View, actions) -> View:
+    for a in actions:
+        if isinstance(a, EvictAction):
+            view, _ = evict(view, ids=a.ids, counter=COUNTER)
+        elif isinstance(a, FoldAction):
+            view, _ = fold(view, span=a.span, counter=COUNTER)
+        else:  # pragma: no cover
+            raise AssertionError(a)
+    return view
+
+
+def _protected(view: View, keep: int) -> set[str]:
+    """Keys BudgetPolicy must never touch: system, first user message, the newest `keep` assistant turns on."""
+    keys = set(view.keys()[:pinned_head(view)])
+    assistants = [s for s, _ in view.units() if getattr(view.items[s], "message", None) is not None
+                  and view.items[s].message.role == "assistant"]
+    if assistants:
+        start = assistants[-keep] if len(assistants) >= keep else assistants[0]
+        keys |= set(view.keys()[start:])
+    return keys
+
+
+def test_no_action_under_budget():
+    view = _view(rounds=5)
+    assert view.tokens < 8000
+    assert BudgetPolicy(budget_tokens=8000).decide(view, CTX) == []
+    assert BudgetPolicy(budget_tokens=view.tokens).decide(view, CTX) == []  # at the mark is not over it
+
+
+def test_evicts_oversized_old_tool_outputs_first():
+    view = _view(rounds=20, big_every=4)
+    policy = BudgetPolicy(budget_tokens=6000, evict_tool_tokens=1500, keep_recent_rounds=4)
+    actions = policy.decide(view, CTX)
+    assert actions and isinstance(actions[0], EvictAction)
+    big = {it.key for it in view.items if getattr(it, "message", None) is not None
+           and it.message.role == "tool" and it.tokens > 1500}
+    protected = _protected(view, 4)
+    assert set(actions[0].ids) == big - protected and set(actions[0].ids)
+    after = _apply(view, actions)
+    after.validate(allow_open_tail=False)
+    assert after.tokens <= 6000
+
+
+def test_folds_oldest_units_down_to_the_low_watermark():
+    view = _view(rounds=40)
+    cfg = BudgetConfig(budget_tokens=5000, low_ratio=0.6, keep_recent_rounds=3)
+    actions = BudgetPolicy(cfg).decide(view, CTX)
+    assert [type(a) for a in actions] == [FoldAction]
+    span = actions[0].span
+    head = pinned_head(view)
+    assert span[0] == view.items[head].key  # the oldest foldable unit comes first
+    assert list(span) == view.keys()[head:head + len(span)]  # one contiguous chunk
+    after = _apply(view, actions)
+    after.validate(allow_open_tail=False)
+    assert after.tokens <= 5000
+    assert after.tokens <= int(5000 * 0.6) + 150  # down to the low mark (block header aside)
+    assert BudgetPolicy(cfg).decide(after, CTX) == []  # nothing more to do until the high mark again
+
+
+def test_leading_blocks_stay_until_they_hold_too_much():
+    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, merge_blocks_ratio=0.3)
+    policy = BudgetPolicy(cfg)
+    msgs = parse_messages(synthetic_history(120, output_chars=600))
+    view = View()
+    folds = []  # (span holds a block?, tokens the leading blocks held before)
+    for m in msgs:
+        view = view_of([m], view=view)
+        if not view.unit_complete(*view.units()[-1]):
+            continue
+        actions = policy.decide(view, CTX)
+        for a in actions:
+            if isinstance(a, FoldAction):
+                head = pinned_head(view)
+                leading = 0
+                for it in view.items[head:]:
+                    if not isinstance(it, BlockItem):
+                        break
+                    leading += it.tokens
+                folds.append((any(k.startswith("blk-") for k in a.span), leading))
+        view = _apply(view, actions)
+        view.validate(allow_open_tail=False)
+        assert view.tokens <= 5000
+    assert len(folds) >= 3
+    for merged, leading in folds:
+        assert merged == (leading > 5000 * 0.3), folds  # the prefix is stable until the blocks hold too much
+    assert view.keys()[:2] == [msgs[0].id, msgs[1].id]
+
+
+@given(data=st.data())
+@settings(max_examples=40, deadline=None)
+def test_never_touches_system_task_or_recent_turns(data):
+    raw = data.draw(histories(max_turns=14, open_tail=False))
+    view = view_of(parse_messages(raw))
+    keep = data.draw(st.integers(1, 4))
+    budget = data.draw(st.integers(256, 2000))
+    cfg = BudgetConfig(budget_tokens=budget, keep_recent_rounds=keep, evict_tool_tokens=64,
+                       block_tokens=min(100, int(budget * 0.3)))
+    actions = BudgetPolicy(cfg).decide(view, CTX)
+    protected = _protected(view, keep)
+    touched = set()
+    for a in actions:
+        touched |= set(a.ids if isinstance(a, EvictAction) else a.span)
+    assert not touched & protected
+    if view.tokens <= budget:
+        assert actions == []
+    _apply(view, actions).validate(allow_open_tail=False)
+
+
+def test_config_is_strict_and_checked():
+    with pytest.raises(ValidationError):
+        BudgetConfig(budget_tokens=8000, surprise=1)
+    with pytest.raises(ValidationError):
+        BudgetPolicy(budget_tokens=8000, unknown_field=True)
+    with pytest.raises(ValidationError, match="block_tokens"):
+        BudgetConfig(budget_tokens=1000, block_tokens=700)
+    with pytest.raises(ValidationError):
+        BudgetConfig(budget_tokens=10)
+    with pytest.raises(ValidationError):
+        make_policy("budget", budget_tokens=8000, low_watermark=0.5)
+    with pytest.raises(ValueError, match="unknown policy"):
+        make_policy("nope")
+    p = make_policy("budget", budget_tokens=3000)
+    assert isinstance(p, BudgetPolicy) and p.config.budget_tokens == 3000
+    assert make_policy("noop", budget_tokens=3000).name == "noop"

@@ -1,0 +1,117 @@
+"""fold: extractive blocks that keep values, within a counted budget."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from agentmem.messages import parse_messages
+from agentmem.primitives import FoldConfig, fold
+from agentmem.primitives._common import item_text
+from agentmem.testing import synthetic_history
+from agentmem.values import extract_values
+from agentmem.view import BLOCK_HEADER, BlockItem, EventError
+from histories import COUNTER, snapshot, view_of
+
+
+@pytest.fixture
+def view():
+    return view_of(parse_messages(synthetic_history(8, output_chars=300)))
+
+
+def _span(view, start, end):
+    return [it.key for it in view.items[start:end]]
+
+
+def _body(text):
+    return text.split("\n", 1)[1] if "\n" in text else ""
+
+
+def test_fold_keeps_values_and_names_what_it_covers(view):
+    span = _span(view, 2, 10)
+    new, ev = fold(view, span=span, counter=COUNTER)
+    blk = new.get(ev.text and f"blk-{ev.seq}")
+    assert isinstance(blk, BlockItem) and blk.covers == tuple(span) and blk.text == ev.text
+    header = ev.text.splitlines()[0]
+    assert header.startswith(BLOCK_HEADER + ": fold block blk-1 covers 8 earlier messages")
+    assert span[0] in header and span[-1] in header and 'ids=["blk-1"]' in header
+    source = "\n".join(item_text(view.get(k)) for k in span)
+    for value in ["/data/invoices/0_0.json", "/data/invoices/3_0.json"] + extract_values(source)[:10]:
+        assert value in ev.text, value
+    assert "- call read_file(" in ev.text and "→ read_file:" in ev.text
+    assert ev.covers == tuple(span) and ev.kind == "fold"
+    assert ev.meta["extractive"] is True and ev.meta["span_tokens"] == sum(view.get(k).tokens for k in span)
+    assert ev.meta["block_tokens"] == blk.tokens and ev.meta["compression_ratio"] > 1
+
+
+@given(budget=st.integers(32, 400), n=st.integers(1, 6))
+@settings(max_examples=30, deadline=None)
+def test_block_body_respects_the_budget_and_values_are_whole(budget, n):
+    view = view_of(parse_messages(synthetic_history(8, output_chars=300)))
+    units = view.units()[2:2 + n]
+    span = _span(view, units[0][0], units[-1][1])
+    new, ev = fold(view, span=span, counter=COUNTER, config=FoldConfig(max_block_tokens=budget))
+    body = _body(ev.text)
+    assert COUNTER.text(body) <= budget + 2  # counted, not estimated (+2: line joins may merge tokens)
+    source = "\n".join(item_text(view.get(k)) for k in span)
+    allowed = set(extract_values(source))
+    for line in body.splitlines():
+        if line.startswith("values: "):
+            listed = line[len("values: "):].split(", ")
+            assert set(listed) <= allowed, set(listed) - allowed  # never half a value
+    new.validate(allow_open_tail=False)
+
+
+def test_error_lines_are_flagged():
+    raw = [{"role": "user", "content": "task"},
+           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "bash",
+                                                                   "arguments": '{"cmd": "pytest"}'}]},
+           {"role": "tool", "tool_call_id": "c1", "content": "collected 3\nFileNotFoundError: config.yaml not found"},
+           {"role": "assistant", "content": "I will create the config."}]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, 4), counter=COUNTER)
+    assert "! bash error: FileNotFoundError: config.yaml not found" in ev.text
+    assert "- assistant: I will create the config." in ev.text
+    assert "config.yaml" in ev.text
+
+
+def test_given_text_is_used_and_cut_to_budget(view):
+    text = "\n".join(f"note {i}: amount {i}.50 on inv_{i:04d}" for i in range(200))
+    _, ev = fold(view, span=_span(view, 2, 4), counter=COUNTER, text=text, config=FoldConfig(max_block_tokens=64))
+    body = _body(ev.text)
+    assert body.startswith("note 0: amount 0.50 on inv_0000")
+    assert COUNTER.text(body) <= 66 and "note 199" not in body
+    assert ev.meta["extractive"] is False
+
+
+def test_refolding_a_block_keeps_its_values(view):
+    first, ev1 = fold(view, span=_span(view, 2, 6), counter=COUNTER)
+    values = extract_values(_body(ev1.text))[:5]
+    span = [f"blk-{ev1.seq}"] + [it.key for it in first.items[3:5]]
+    second, ev2 = fold(first, span=span, counter=COUNTER)
+    blk = second.get(f"blk-{ev2.seq}")
+    assert blk.covers == tuple(_span(view, 2, 6)) + tuple(span[1:])
+    for v in values:
+        assert v in ev2.text, v
+
+
+def test_fold_is_pure_and_rejects_bad_spans(view):
+    before = snapshot(view)
+    fold(view, span=_span(view, 2, 4), counter=COUNTER)
+    assert snapshot(view) == before
+    for bad in ([], ["nope"], _span(view, 2, 3), _span(view, 3, 4), [view.items[2].key, view.items[5].key],
+                [view.items[0].key]):
+        with pytest.raises(EventError):
+            fold(view, span=bad, counter=COUNTER)
+    assert snapshot(view) == before
+
+
+def test_fold_config_is_strict():
+    with pytest.raises(ValidationError):
+        FoldConfig(max_block_tokens=10)
+    with pytest.raises(ValidationError):
+        FoldConfig(value_share=0)
+    with pytest.raises(ValidationError):
+        FoldConfig(surprise=True)

@@ -1,0 +1,119 @@
+"""summarize-by-thinking: the prompt, the faithfulness guard, merged values, the counted budget."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from agentmem.messages import parse_messages
+from agentmem.primitives import EmptyThinkingError, SummarizeConfig, summarize_by_thinking, thinking_request
+from agentmem.primitives.summarize import SYSTEM_PROMPT, guard_lines
+from agentmem.testing import synthetic_history
+from agentmem.view import BlockItem, EventError
+from histories import COUNTER, snapshot, view_of
+
+RAW = [
+    {"role": "system", "content": "You are an airline agent."},
+    {"role": "user", "content": "Change reservation ZX9K2P to flight HAT136."},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "name": "get_reservation", "arguments": '{"reservation_id": "ZX9K2P"}'}]},
+    {"role": "tool", "tool_call_id": "c1", "name": "get_reservation",
+     "content": '{"user_id": "mia_li_3668", "flights": ["HAT001"], "amount": 1234.56}'},
+    {"role": "assistant", "content": "The reservation belongs to mia_li_3668."},
+    {"role": "user", "content": "yes, proceed"},
+]
+
+
+@pytest.fixture
+def view():
+    return view_of(parse_messages(RAW))
+
+
+def _span(view, a, b):
+    return [it.key for it in view.items[a:b]]
+
+
+def test_thinking_request_shows_task_and_span(view):
+    req = thinking_request(view, span=_span(view, 2, 5), task="Change reservation ZX9K2P", counter=COUNTER,
+                           config=SummarizeConfig(max_block_tokens=200))
+    assert req.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    user = req.messages[1]["content"]
+    assert "Change reservation ZX9K2P" in user and "<result of get_reservation>" in user
+    assert "mia_li_3668" in user and "<assistant>" in user and "at most 200 tokens" in user
+    assert req.max_new_tokens == 200 and req.purpose == "summarize"
+    with pytest.raises(EventError):
+        thinking_request(view, span=_span(view, 2, 3), task="t", counter=COUNTER)
+
+
+def test_thinking_request_cuts_long_messages_and_bounds_the_transcript():
+    raw = [{"role": "user", "content": "task"}] + [
+        {"role": "assistant", "content": "HEAD " + "x " * 5000 + " TAIL"} for _ in range(10)]
+    view = view_of(parse_messages(raw))
+    cfg = SummarizeConfig(per_message_chars=200, max_source_tokens=300)
+    req = thinking_request(view, span=_span(view, 1, 11), task="t", counter=COUNTER, config=cfg)
+    user = req.messages[1]["content"]
+    assert "HEAD" in user and "TAIL" in user and "chars cut" in user
+    transcript = user.split("Transcript span to compress:\n", 1)[1].rsplit("\n\nWrite the notes", 1)[0]
+    assert COUNTER.text(transcript) <= 310
+
+
+def test_guard_drops_invented_identifiers(view):
+    thinking = ("Reservation ZX9K2P belongs to mia_li_3668.\n"
+                "Booked flight HAT999 with payment pm_777777.\n"  # neither value is in the span
+                "Amount due 1234.56.\n\n")
+    new, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
+                                    config=SummarizeConfig(merge_values=False))
+    assert "ZX9K2P belongs to mia_li_3668" in ev.text and "Amount due 1234.56" in ev.text
+    assert "HAT999" not in ev.text and "pm_777777" not in ev.text
+    assert ev.kind == "summarize" and ev.meta["guard_dropped"] == 1 and ev.meta["values_merged"] is False
+    blk = new.get(f"blk-{ev.seq}")
+    assert isinstance(blk, BlockItem) and blk.kind == "summarize" and ev.text.startswith("[agentmem: summarize block")
+    new.validate(allow_open_tail=False)
+
+
+def test_guard_flag_and_off_modes(view):
+    thinking = "ok ZX9K2P\ninvented HAT999"
+    _, flagged = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
+                                       config=SummarizeConfig(guard="flag", merge_values=False))
+    assert "(unverified) invented HAT999" in flagged.text
+    _, off = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
+                                   config=SummarizeConfig(guard="off", merge_values=False))
+    assert "invented HAT999" in off.text and "(unverified)" not in off.text
+    kept, dropped = guard_lines(thinking, "ok ZX9K2P")
+    assert kept == ["ok ZX9K2P"] and dropped == ["invented HAT999"]
+
+
+def test_values_the_thinker_left_out_are_merged(view):
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking="The user owns the reservation.",
+                                  counter=COUNTER)
+    assert ev.meta["values_merged"] is True
+    values_line = [ln for ln in ev.text.splitlines() if ln.startswith("values: ")][0]
+    for v in ("ZX9K2P", "mia_li_3668", "HAT001", "1234.56"):
+        assert v in values_line
+
+
+@pytest.mark.parametrize("thinking", ["", "   \n\n", "only invented HAT999 and pm_777777"])
+def test_empty_or_fully_invented_thinking_raises(view, thinking):
+    before = snapshot(view)
+    with pytest.raises(EmptyThinkingError):
+        summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    assert snapshot(view) == before
+
+
+def test_block_is_bounded_by_counting():
+    view = view_of(parse_messages(synthetic_history(10, output_chars=400)))
+    units = view.units()[2:10]
+    span = [it.key for it in view.items[units[0][0]:units[-1][1]]]
+    thinking = "\n".join(f"step {i}: read /data/invoices/{i}_0.json" for i in range(300))
+    cfg = SummarizeConfig(max_block_tokens=150, values_tokens=40)
+    new, ev = summarize_by_thinking(view, span=span, thinking=thinking, counter=COUNTER, config=cfg)
+    body = ev.text.split("\n", 1)[1]
+    assert COUNTER.text(body) <= 152
+    assert new.get(f"blk-{ev.seq}").tokens < sum(view.get(k).tokens for k in span)
+
+
+def test_summarize_config_is_strict():
+    with pytest.raises(ValidationError):
+        SummarizeConfig(guard="maybe")
+    with pytest.raises(ValidationError):
+        SummarizeConfig(temperature=0.2)

@@ -1,0 +1,93 @@
+"""bench/benchmark.py: the library baselines (real langmem and langchain_core) and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from agentmem import validate_history
+from agentmem.replay import Trajectory, replay_views
+from agentmem.testing import synthetic_history
+
+pytest.importorskip("langmem")
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("agentmem_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _traj(rounds=40, seed=0):
+    return Trajectory.from_messages(f"syn-{seed}", synthetic_history(rounds, output_chars=600, seed=seed))
+
+
+def test_extractive_chat_model_summarizes_and_merges_an_existing_summary(bench):
+    from langchain_core.messages import HumanMessage, convert_to_messages
+
+    model = bench.ExtractiveChatModel(max_tokens=500)
+    span = convert_to_messages(_traj(3).messages[2:])
+    first = model.invoke(span + [HumanMessage("Create a summary of the conversation above:")]).content
+    assert "values:" in first and "/data/invoices/0_0.json" in first
+    prompt = f"This is summary of the conversation so far: {first}\n\nExtend this summary by taking into account"
+    again = model.invoke(convert_to_messages(_traj(5).messages[8:]) + [HumanMessage(prompt)]).content
+    assert "/data/invoices/0_0.json" in again and "/data/invoices/4_0.json" in again
+    assert model.calls == 2
+
+
+@pytest.mark.parametrize("name", ["TrimBaseline", "LangMemBaseline"])
+def test_library_baselines_give_valid_bounded_views(bench, name):
+    traj = _traj(60)
+    fn = getattr(bench, name)(traj, 3000)
+    rounds = list(replay_views(traj, fn))
+    assert len(rounds) == 60
+    for r in rounds:  # langmem renders its summary as a second system message (OpenAI accepts that)
+        try:
+            validate_history([m for k, m in enumerate(r.view) if not (k and m["role"] == "system")])
+        except ValueError as exc:
+            assert name == "LangMemBaseline" and "tool result" in str(exc)  # see test_langmem_orphans_...
+            assert r.record["invalid_view"] == str(exc)
+        else:
+            assert r.record["invalid_view"] is None
+    assert max(r.record["view_tokens"] for r in rounds) <= 3000 + 700  # langmem may overshoot by its summary
+    assert rounds[-1].record["view_tokens"] < rounds[-1].record["raw_tokens"] / 3
+    assert any(r.record["actions"] for r in rounds)
+    if name == "LangMemBaseline":
+        assert any(m["role"] == "system" and m["content"].startswith("Summary of the conversation")
+                   for m in rounds[-1].view)
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_run(bench, tmp_path, capsys):
+    swe, tau = tmp_path / "swe.jsonl", tmp_path / "tau.jsonl"
+    for path, seeds in ((swe, (1, 2)), (tau, (3,))):
+        path.write_text("".join(json.dumps({"id": t.id, "messages": t.messages}) + "\n"
+                                for t in (_traj(45, s) for s in seeds)))
+    out = tmp_path / "res"
+    res = bench.main(["--swe", str(swe), "--tau", str(tau), "--swe-min-rounds", "40", "--tau-count", "1",
+                      "--swe-budget", "3000", "--tau-budget", "2500", "--out", str(out),
+                      "--specs", "noop,window,langmem,trim_messages,budget,not_a_policy"])
+    err = capsys.readouterr().err
+    assert "'not_a_policy' is not registered" in err
+    rows = res["groups"]["swe@3000"]["rows"]
+    assert [r["spec"] for r in rows] == ["noop", "window", "langmem", "trim_messages", "budget"]
+    noop = rows[0]
+    assert noop["peak_ratio"] == 1.0 and noop["prefix_reuse"] > 0.9
+    assert all(r["peak_ratio"] < 0.5 for r in rows[1:])
+    assert {"benchmark.json", "benchmark.md", "benchmark.png"} <= {p.name for p in out.iterdir()}
+    assert "| swe@3000 | BudgetPolicy |" in (out / "benchmark.md").read_text()
+
+
+def test_langmem_orphans_a_parallel_tool_result_and_the_replay_flags_it(bench):
+    """A langmem cut that falls between two parallel tool results leaves the second one without its call: a view
+    providers reject with HTTP 400. Found by this benchmark; reported in the README."""
+    traj = _traj(60)
+    rounds = list(replay_views(traj, bench.LangMemBaseline(traj, 3000)))
+    bad = [r for r in rounds if r.record["invalid_view"]]
+    assert bad and all("has no matching tool call" in r.record["invalid_view"] for r in bad)

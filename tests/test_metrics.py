@@ -1,0 +1,105 @@
+"""Metrics: pure functions over trajectories, views and round records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentmem.metrics import (
+    call_values,
+    carried_values_by_round,
+    cost,
+    dict_text,
+    footprint,
+    prefix_reuse,
+    retention,
+    slope,
+    summarize_rounds,
+)
+
+
+def _call(cid, name, **args):
+    return {"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+TRAJ = [
+    {"role": "system", "content": "policy: refunds above 500 need approval"},
+    {"role": "user", "content": "Cancel reservation ABC123 for user mia_li_3668"},
+    {"role": "assistant", "content": None, "tool_calls": [_call("c0", "get_user", user_id="mia_li_3668")]},
+    {"role": "tool", "tool_call_id": "c0", "content": '{"reservations": ["ABC123", "XYZ789"], "card": "card_7788"}'},
+    {"role": "assistant", "content": None, "tool_calls": [_call("c1", "get_res", id="XYZ789")]},
+    {"role": "tool", "tool_call_id": "c1", "content": '{"flight": "HAT136", "path": "/data/res/XYZ789.json"}'},
+    {"role": "user", "content": "also use voucher_5521"},
+    {"role": "assistant", "content": None,
+     "tool_calls": [_call("c2", "refund", card="card_7788", voucher="voucher_5521", reservation="ABC123")]},
+    {"role": "tool", "tool_call_id": "c2", "content": "ok"},
+]
+
+
+def test_text_and_call_values_handle_both_tool_call_shapes():
+    flat = {"role": "assistant", "content": "x",
+            "tool_calls": [{"id": "c", "name": "f", "arguments": "{\"p\": \"a/b.py\"}"}]}
+    assert "a/b.py" in dict_text(flat) and call_values(flat) == ["a/b.py"]
+    assert call_values(TRAJ[7]) == ["card_7788", "voucher_5521", "ABC123"]
+    assert dict_text({"role": "user", "content": [{"type": "text", "text": "hi 1234"}]}) == "hi 1234"
+    bad = {"role": "assistant", "tool_calls": [{"id": "c", "name": "f", "arguments": "not json 9999"}]}
+    assert call_values(bad) == ["9999"]
+
+
+def test_carried_values_come_from_tool_results_not_the_task_or_the_user():
+    carried = carried_values_by_round(TRAJ)
+    # round 0 uses mia_li_3668 (in the task): not carried; round 1 uses XYZ789 from the tool result of round 0
+    assert 0 not in carried
+    assert [(c.value, c.age, c.first_index) for c in carried[1]] == [("XYZ789", 1, 3)]
+    # round 2: card_7788 from a tool result (last seen round 0, age 2); voucher (user) and ABC123 (task) excluded
+    assert [(c.value, c.last_round, c.age) for c in carried[2]] == [("card_7788", 0, 2)]
+
+
+def test_retention_counts_presence_in_the_view_and_old_values():
+    carried = carried_values_by_round(TRAJ)[2]
+    assert retention(carried, TRAJ[:7])["carried_present"] == 1
+    folded = [TRAJ[0], TRAJ[1], {"role": "user", "content": "[agentmem: fold block] values: XYZ789"}]
+    r = retention(carried, folded)
+    assert r == {"carried": 1, "carried_present": 0, "carried_old": 0, "carried_old_present": 0,
+                 "lost": ["card_7788"]}
+    assert retention(carried, folded, old_rounds=2)["carried_old"] == 1
+
+
+def test_prefix_reuse_is_exact_message_prefix():
+    a = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "x"}]
+    b = a + [{"role": "user", "content": "more"}]
+    assert prefix_reuse(None, a, [5, 5, 5]) == (0, 15)
+    assert prefix_reuse(a, b, [5, 5, 5, 10]) == (15, 25)
+    changed = [a[0], {"role": "user", "content": "[agentmem block]"}, a[2]]
+    assert prefix_reuse(a, changed, lambda m: 5) == (5, 15)
+
+
+def test_footprint_slope_and_peaks():
+    rounds = [{"round": t, "raw_tokens": 1000 + 100 * t, "view_tokens": min(1000 + 100 * t, 5000)}
+              for t in range(120)]
+    fp = footprint(rounds)
+    assert fp["peak_raw"] == 1000 + 100 * 119 and fp["peak_view"] == 5000
+    assert fp["peak_ratio"] == pytest.approx(5000 / 12900)
+    assert fp["slope_view"] == pytest.approx(0) and fp["slope_raw"] == pytest.approx(100)
+    assert footprint(rounds[:50])["slope_view"] is None
+    assert slope([1, 2, 3], [2, 4, 6]) == pytest.approx(2) and slope([1], [1]) is None
+
+
+def test_cost_and_summary_pool_over_trajectories():
+    rounds = []
+    for tid in ("a", "b"):
+        for t in range(10):
+            rounds.append({"trajectory": tid, "round": t, "raw_tokens": 100 * (t + 1), "view_tokens": 100,
+                           "bookkeeping_ms": 1.0, "record_ms": 0.5, "thinker_ms": 2000.0 if t == 5 else 0.0,
+                           "actions": [{"kind": "summarize", "thinker": "m"}] if t == 5 else [],
+                           "carried": 2, "carried_present": 1 if tid == "a" else 2, "carried_old": 1,
+                           "carried_old_present": 0, "reused_tokens": 90 if t else 0, "reuse_total": 100 if t else 0})
+    c = cost(rounds)
+    assert c["ms_per_round_p50"] == pytest.approx(1.5) and c["model_folds"] == 2
+    assert c["thinker_s_per_fold"] == pytest.approx(2.0)
+    s = summarize_rounds(rounds)
+    assert s["trajectories"] == 2 and s["rounds"] == 20
+    assert s["retention"]["retention"] == pytest.approx(30 / 40) and s["retention"]["retention_old_10"] == 0
+    assert s["prefix_reuse"] == pytest.approx(0.9)
+    assert s["footprint"]["peak_ratio"] == pytest.approx(0.1) and s["actions"] == {"summarize": 2}
