@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentmem.tokens import TokenCounter
 from agentmem.values import ERROR_LINE, extract_values
-from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, View, apply_event
+from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, View, apply_event
 from ._common import fit_to_budget, item_text, span_items, tool_names, values_line
 
 __all__ = ["FoldConfig", "fold", "extractive_summary", "block_header"]
@@ -27,8 +27,8 @@ class FoldConfig(BaseModel):
 
     max_block_tokens: int = Field(default=500, ge=32, description="Hard cap on the block's text, counted.")
     max_values: int = Field(default=80, ge=0, description="Identifier-like values listed in the block.")
-    value_share: float = Field(default=0.45, gt=0, le=1, description="Share of the budget reserved for values.")
-    step_chars: int = Field(default=160, ge=20, description="Characters of each step line.")
+    value_share: float = Field(default=0.25, gt=0, le=1,
+                               description="Share of the budget kept for values the step lines did not show.")
 
 
 def block_header(key: str, kind: str, items: Sequence[Item]) -> str:
@@ -38,38 +38,68 @@ def block_header(key: str, kind: str, items: Sequence[Item]) -> str:
             f"call recall_memory with ids=[\"{key}\"] or a query to read the originals]")
 
 
-def _short(text: str, n: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= n else flat[: n - 1] + "…"
+def _compact(text: str, long_chars: int = 60) -> str:
+    """JSON observations without whitespace and with long text fields shortened; other text flattened."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return " ".join(text.split())
+
+    def shrink(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: shrink(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [shrink(v) for v in o]
+        if isinstance(o, str) and len(o) > long_chars:
+            return o[: long_chars - 1] + "…"
+        return o
+
+    return json.dumps(shrink(obj), ensure_ascii=False, separators=(",", ":"))
 
 
-def _step_lines(items: Sequence[Item], names: dict[str, str], step_chars: int) -> list[str]:
-    lines: list[str] = []
+def _groups(items: Sequence[Item], names: dict[str, str]) -> list[tuple[str, int]]:
+    """One line per unit (a call with its results, a user turn, a nested block) with the tokens it stood for."""
+    out: list[tuple[str, int]] = []
     for it in items:
         if isinstance(it, BlockItem):
             body = it.text.split("\n", 1)[1] if "\n" in it.text else ""
-            lines.extend(line for line in body.splitlines() if line.strip() and not line.startswith("values:"))
+            kept = [ln for ln in body.splitlines() if ln.strip() and not ln.startswith("values:")]
+            if kept:
+                out.append(("\n".join(kept), it.tokens))
             continue
         msg = getattr(it, "message", None)
-        if msg is None:
-            lines.append("- recalled: " + _short(item_text(it), step_chars))
+        if msg is None:  # a recalled snippet folded again: its sources are still in the archive
             continue
         text = item_text(it)
         if msg.role == "assistant":
-            for tc in msg.tool_calls:
-                lines.append(f"- call {tc.name}({_short(_args(tc.arguments), step_chars)})")
-            if not msg.tool_calls and text.strip():
-                lines.append("- assistant: " + _short(text, step_chars))
+            calls = "; ".join(f"{tc.name}({_args(tc.arguments)})" for tc in msg.tool_calls)
+            said = " ".join(text.split()) if not msg.tool_calls else ""
+            out.append((f"- call {calls}" if calls else f"- assistant: {said}", it.tokens))
         elif msg.role == "tool":
             name = names.get(msg.tool_call_id or "", msg.name or "tool")
             errors = [ln for ln in text.splitlines() if ERROR_LINE.search(ln)]
-            if errors:
-                lines.append(f"! {name} error: " + _short(errors[0], step_chars))
-            first = next((ln for ln in text.splitlines() if ln.strip()), "")
-            lines.append(f"  → {name}: " + _short(first, step_chars) + ("" if isinstance(it, MessageItem) else ""))
+            line = f"  → {name}: {_compact(text)}"
+            if errors:  # errors are what later steps most often need: flagged on a line of their own
+                line = f"  ! {name} error: {' '.join(errors[0].split())}\n" + line
+            if out and out[-1][0].startswith("- ") and not out[-1][0].startswith("- assistant"):
+                prev, toks = out.pop()
+                out.append((prev + "\n" + line, toks + it.tokens))
+            else:
+                out.append((line, it.tokens))
         elif msg.role == "user":
-            lines.append("- user: " + _short(text, step_chars))
-    return lines
+            out.append(("- user: " + " ".join(text.split()), it.tokens))
+    return out
+
+
+def _cut_clean(text: str, budget: int, counter: TokenCounter) -> str:
+    """At most `budget` tokens of `text`, cut back to a separator so no value is left half-written."""
+    if counter.text(text) <= budget:
+        return text
+    from ._common import _cut_tokens
+
+    cut = _cut_tokens(text, max(0, budget - 2), counter)
+    stop = max(cut.rfind(c) for c in ",;} ]\n")
+    return (cut[:stop] if stop > len(cut) // 2 else cut).rstrip() + " …"
 
 
 def _args(arguments: str) -> str:
@@ -84,15 +114,25 @@ def _args(arguments: str) -> str:
 
 def extractive_summary(items: Sequence[Item], names: dict[str, str], config: FoldConfig,
                        counter: TokenCounter, *, budget: int | None = None) -> list[str]:
-    """Lines of the structured summary (values first, then steps), within `budget` tokens."""
+    """The structured summary within `budget` tokens: one line per unit, in order, each with a share of the budget
+    proportional to what it stood for (calls with their compacted results, so values keep their attribution),
+    then the identifier-like values that did not fit in those lines."""
     budget = config.max_block_tokens if budget is None else budget
-    source = "\n".join(item_text(it) for it in items)
-    values = extract_values(source, limit=config.max_values)
+    groups = _groups(items, names)
     value_budget = int(budget * config.value_share)
-    value_lines = values_line(values, value_budget, counter)
-    used = sum(counter.text(v + "\n") for v in value_lines)
-    steps = fit_to_budget(_step_lines(items, names, config.step_chars), budget - used, counter)
-    return value_lines + steps
+    line_budget = budget - value_budget
+    total = sum(t for _, t in groups) or 1
+    floor = 12
+    lines: list[str] = []
+    for text, toks in groups:
+        share = max(floor, int(line_budget * toks / total))
+        lines.append(_cut_clean(text, share, counter))
+    lines = fit_to_budget(lines, line_budget, counter)
+    written = "\n".join(lines)
+    source = "\n".join(item_text(it) for it in items)
+    missing = [v for v in extract_values(source, limit=config.max_values * 2) if v not in written]
+    used = counter.text(written + "\n") if lines else 0
+    return lines + values_line(missing[: config.max_values], budget - used, counter)
 
 
 def fold(view: View, *, span: Sequence[str], counter: TokenCounter, config: FoldConfig = FoldConfig(),
