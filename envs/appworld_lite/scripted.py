@@ -460,9 +460,19 @@ class Stage:
 class Single(Stage):
     """One call whose arguments may be computed from the view."""
 
-    def __init__(self, act: Act | Callable[[KB], Act | None], label: str = ""):
+    def __init__(self, act: Act | Callable[[KB], Act | None], label: str = "",
+                 keep: Callable[[KB, Any, dict], Any] | None = None, init: Any = None):
         self.act = act
         self.label = label or (act.api if isinstance(act, Act) else "call")
+        self.keep, self.init = keep, init  # keep(kb, acc, response) -> acc
+
+    def advance(self, sub: Any, kb: KB) -> Any:
+        if self.keep is not None:
+            a = self.act(kb) if callable(self.act) else self.act
+            r = kb.get(a.app, a.api, **a.args) if a is not None else None
+            if r:
+                kb.set_acc(self, self.keep(kb, kb.acc(self), r))
+        return DONE
 
     def first(self, kb: KB) -> Any:
         a = self.act(kb) if callable(self.act) else self.act

@@ -448,17 +448,17 @@ class PaymentsHandleRequests(TaskTemplate):
 
     @staticmethod
     def plan(p: dict) -> list:
-        def act(kb: KB, r: dict) -> Any:
-            friends = {c["email"] for c in contacts(kb) if c["relationship"] == "friend"}
-            api_name = "approve_payment_request" if r["requester_email"] in friends else "deny_payment_request"
-            return C("payments", api_name, request_id=r["request_id"])
+        friends = Pages("phone", "show_contacts", keep=lambda kb, acc, r: acc + [
+            c["email"] for c in r.get("items", []) if c["relationship"] == "friend"], init=[])
+        requests = Pages("payments", "show_payment_requests", {"status": "pending"}, keep=lambda kb, acc, r: acc + [
+            [x["request_id"], x["requester_email"]] for x in r.get("items", [])], init=[])
 
-        return [*prelude(["phone", "payments"]), Pages("phone", "show_contacts"),
-                Pages("payments", "show_payment_requests", {"status": "pending"}),
-                Each(lambda kb: kb.pages("payments", "show_payment_requests", status="pending"), act, "handle"),
-                Complete()]
+        def act(kb: KB, r: list) -> Any:
+            api_name = "approve_payment_request" if r[1] in kb.acc(friends) else "deny_payment_request"
+            return C("payments", api_name, request_id=r[0])
 
-
+        return [*prelude(["phone", "payments"]), friends, requests,
+                Each(lambda kb: kb.take(requests), act, "handle", queue=True), Complete()]
 class TodoCompleteOverdueHigh(TaskTemplate):
     name = "todo_complete_overdue_high"
     difficulty = "medium"
@@ -780,30 +780,57 @@ class ExpensesTopDebtor(TaskTemplate):
 
     @staticmethod
     def plan(p: dict) -> list:
+        groups = Pages("expenses", "show_groups", keep=lambda kb, acc, r: next(
+            (g["group_id"] for g in r.get("items", []) if g["name"] == p["group"]), acc))
+
         def gid_args(kb: KB) -> dict | None:
-            g = group_id(kb, p["group"])
+            g = kb.acc(groups)
             return None if g is None else {"group_id": g}
 
+        members = Single(lambda kb: (lambda a: a and C("expenses", "show_group", **a))(gid_args(kb)),
+                         keep=lambda kb, acc, r: {m["email"]: m["name"] for m in r.get("members", [])}, init={})
+        exp = Pages("expenses", "show_group_expenses", gid_args,
+                    keep=lambda kb, acc, r: acc + [e["expense_id"] for e in r.get("items", [])], init=[])
+
+        def bump(acc: dict, email: str, c: int) -> dict:
+            acc[email] = acc.get(email, 0) + c
+            return acc
+
+        def expense(kb: KB, acc: dict, i: int, d: dict) -> dict:
+            me = kb.profile()["email"]
+            for sh in d.get("shares", []):
+                c = int(round(sh["share"] * 100))
+                if d["paid_by"] == me and sh["email"] != me:
+                    bump(acc, sh["email"], c)
+                elif d["paid_by"] != me and sh["email"] == me:
+                    bump(acc, d["paid_by"], -c)
+            return acc
+
+        details = Each(lambda kb: kb.take(exp), lambda kb, i: C("expenses", "show_expense", expense_id=i),
+                       "expense details", keep=expense, init={}, queue=True)
+
+        def settle(kb: KB, acc: dict, r: dict) -> dict:
+            me = kb.profile()["email"]
+            for st in r.get("items", []):
+                c = int(round(st["amount"] * 100))
+                if st["payer_email"] == me:
+                    bump(acc, st["payee_email"], c)
+                elif st["payee_email"] == me:
+                    bump(acc, st["payer_email"], -c)
+            return acc
+
+        settlements = Pages("expenses", "show_settlements", gid_args, keep=settle, init={})
+
         def answer(kb: KB) -> Any:
-            a = gid_args(kb)
-            if a is None:
-                return None
-            prof = kb.profile()
-            bal = kb_owed_to_user(kb, a["group_id"], prof["email"])
+            bal = dict(kb.acc(details))
+            for e, c in kb.acc(settlements).items():
+                bal[e] = bal.get(e, 0) + c
             if not bal:
                 return None
             top = max(sorted(bal), key=lambda e: bal[e])
-            g = kb.get("expenses", "show_group", group_id=a["group_id"])
-            return next((m["name"] for m in (g or {}).get("members", []) if m["email"] == top), top)
+            return kb.acc(members).get(top, top)
 
-        return [*prelude(["expenses"]), Pages("expenses", "show_groups"),
-                Single(lambda kb: (lambda a: a and C("expenses", "show_group", **a))(gid_args(kb))),
-                Pages("expenses", "show_group_expenses", gid_args),
-                Each(lambda kb: group_expense_ids(kb, (gid_args(kb) or {}).get("group_id")),
-                     lambda kb, i: C("expenses", "show_expense", expense_id=i), "expense details"),
-                Pages("expenses", "show_settlements", gid_args), Complete(answer)]
-
-
+        return [*prelude(["expenses"]), groups, members, exp, details, settlements, Complete(answer)]
 class PaymentsReceivedLastMonth(TaskTemplate):
     name = "payments_received_last_month"
     difficulty = "medium"
@@ -834,15 +861,13 @@ class PaymentsReceivedLastMonth(TaskTemplate):
 
     @staticmethod
     def plan(p: dict) -> list:
-        def answer(kb: KB) -> float:
+        def add(kb: KB, acc: int, r: dict) -> int:
             me = kb.profile()["email"]
-            c = sum(int(round(t["amount"] * 100)) for t in kb.pages("payments", "show_transactions")
-                    if t["receiver_email"] == me and p["first"] <= t["created_at"][:10] <= p["last"])
-            return money(c)
+            return acc + sum(int(round(t["amount"] * 100)) for t in r.get("items", [])
+                             if t["receiver_email"] == me and p["first"] <= t["created_at"][:10] <= p["last"])
 
-        return [*prelude(["payments"]), Pages("payments", "show_transactions"), Complete(answer)]
-
-
+        tx = Pages("payments", "show_transactions", keep=add, init=0)
+        return [*prelude(["payments"]), tx, Complete(lambda kb: money(kb.acc(tx)))]
 class MusicMostPlayed(TaskTemplate):
     name = "music_most_played"
     difficulty = "medium"
@@ -861,22 +886,15 @@ class MusicMostPlayed(TaskTemplate):
 
     @staticmethod
     def plan(p: dict) -> list:
-        def lib(kb: KB) -> list[int]:
-            return [s["song_id"] for s in kb.pages("music", "show_song_library")]
+        lib = Pages("music", "show_song_library", keep=lambda kb, acc, r: acc + [s["song_id"] for s in r.get("items", [])],
+                    init=[])
 
-        details = Each(lib, lambda kb, sid: C("music", "show_song", song_id=sid), "song details")
+        def best(kb: KB, acc: Any, sid: int, s: dict) -> Any:
+            return [s["play_count"], s["title"]] if acc is None or s["play_count"] > acc[0] else acc
 
-        def answer(kb: KB) -> Any:
-            best = None
-            for sid in details.list(kb):
-                s = kb.get("music", "show_song", song_id=sid)
-                if s and (best is None or s["play_count"] > best["play_count"]):
-                    best = s
-            return best and best["title"]
-
-        return [*prelude(["music"]), Pages("music", "show_song_library"), details, Complete(answer)]
-
-
+        details = Each(lambda kb: kb.take(lib), lambda kb, sid: C("music", "show_song", song_id=sid), "song details",
+                       keep=best, queue=True)
+        return [*prelude(["music"]), lib, details, Complete(lambda kb: (kb.acc(details) or [None, None])[1])]
 class MusicGenrePlaylist(TaskTemplate):
     name = "music_genre_playlist"
     difficulty = "medium"

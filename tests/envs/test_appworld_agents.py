@@ -60,22 +60,26 @@ def test_scripted_agent_recalls_a_missing_value_then_uses_it(env):
     agent = task.scripted_agent()
     expected = _call(agent(model="scripted", messages=view))[1]
     assert expected["api"] == "like_song"
-    # remove one playlist's first page: the agent cannot count without it, so it asks its memory
+    # it keeps a running tally in its own newest message: a lost playlist page no longer matters
     lossy, dropped = _drop_tool_result(view, lambda c: '"api": "show_playlist_songs"' in c and
                                        '"args": {"page_index": 0, "playlist_id": 3}' in c)
-    name, args, msg = _call(agent(model="scripted", messages=lossy))
-    assert name == "recall_memory"
-    assert "show_playlist_songs" in args["query"] and "playlist_id 3" in args["query"]
-    # a recall that brings the observation back (inside other text): the agent goes on with the right action
-    recall_text = "[agentmem: recalled 1 archived message]\n--- m-17 (tool)\n" + dropped[0]["content"]
-    view2 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": recall_text}]
+    assert _call(agent(model="scripted", messages=lossy))[1] == expected
+    # the tally itself gone from the view (folded away): the agent asks its memory for it
+    acc_line = re.compile(r"\nACC s\d+ = [^\n]*")
+    last_own = next(m for m in reversed(view) if m["role"] == "assistant")
+    bare = [{**m, "content": acc_line.sub("", m["content"])} if m["role"] == "assistant" else m for m in view]
+    name, args, msg = _call(agent(model="scripted", messages=bare))
+    assert name == "recall_memory" and args["query"].startswith("ACC s")
+    # a recall that brings it back (inside other text): the agent goes on with the right action
+    recall_text = "[agentmem: recalled 1 archived message]\n--- m-17 (assistant)\n" + last_own["content"]
+    view2 = bare + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": recall_text}]
     name2, args2, _ = _call(agent(model="scripted", messages=view2))
     assert (name2, args2) == ("call_api", expected)
     # a recall that finds nothing: no second recall for the same value, the agent acts on what it has
-    view3 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"],
-                           "content": "[agentmem: nothing in the archive matches]"}]
+    view3 = bare + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"],
+                          "content": "[agentmem: nothing in the archive matches]"}]
     name3, args3, _ = _call(agent(model="scripted", messages=view3))
-    assert name3 == "call_api" and args3["api"] == "like_song"
+    assert name3 == "call_api" and args3 != expected
 
 
 def test_scripted_agent_reads_a_token_from_fold_text_or_recalls_it(env):
@@ -132,12 +136,13 @@ class _ArchiveMemory:
 
 
 def test_scripted_agent_succeeds_through_recall_when_its_window_is_small(env):
+    # a plan that carries what it needs (lists still to process, running aggregates) in its newest message
     task = env.load("payments_handle_requests-0")
     agent = task.scripted_agent()
     mem = _ArchiveMemory(agent, keep=16)
     res = run_episode(task, agent, mem, count_tokens=lambda m: 0)
     assert res.summary["success"], res.summary["checks"]
-    assert res.summary["recalls"] >= 1 and mem.recall_queries
+    assert res.summary["recalls"] == 0  # recall of a lost value: test_scripted_agent_recalls_a_missing_value...
     assert max(r["view_tokens"] for r in res.records) < max(r["raw_tokens"] for r in res.records)
 
 

@@ -1,0 +1,445 @@
+"""Benchmark: agentmem policies against what people use today, on the same real trajectories and token budget.
+
+    python bench/benchmark.py                      # SWE runs with 80+ rounds @8000, 20 longest tau-bench @4000
+    python bench/benchmark.py --quick              # 3 SWE + 5 tau runs (a smoke test, ~1 min)
+    python bench/benchmark.py --local-subset 1     # also budget/thinker with the local thinker on 1 SWE run
+
+Rows: NoOp (the raw history), Window, ObservationMasking, RunningSummary (agentmem baselines in policies/), the real
+langmem `summarize_messages` and langchain_core `trim_messages`, BudgetPolicy and ThinkerPolicy. Every row sees
+the same causal prefixes; metrics come from agentmem.metrics (footprint, carried-value retention, prefix reuse,
+cost). langmem needs a chat model: it gets `ExtractiveChatModel`, a deterministic local LangChain chat model that
+writes agentmem's own extractive summary (the summarizer RunningSummary and BudgetPolicy use without a thinker), so
+the rows differ by policy, not by summarizer. Policies that are not registered (e.g. "thinker" before it lands) are
+skipped with a printed note; a spec "NAME@THINKER" runs a policy with a thinker ("budget@local").
+
+Writes OUT/benchmark.json (all metrics, per group and per trajectory) and OUT/benchmark.png, prints one table.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from langchain_core.language_models import BaseChatModel  # noqa: E402  (the bench extra)
+from langchain_core.messages import (  # noqa: E402
+    AIMessage,
+    BaseMessage,
+    convert_to_messages,
+    convert_to_openai_messages,
+    trim_messages,
+)
+from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
+
+from agentmem.messages import parse_message  # noqa: E402
+from agentmem.metrics import carried_values_by_round, summarize_rounds  # noqa: E402
+from agentmem.primitives import FoldConfig, extractive_summary  # noqa: E402
+from agentmem.replay import Trajectory, load_trajectories, machine_info, replay, replay_views  # noqa: E402
+from agentmem.store import Store  # noqa: E402
+from agentmem.tokens import TokenCounter  # noqa: E402
+from agentmem.view import BlockItem, MessageItem  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+DEFAULT_SPECS = ["noop", "window", "observation_masking", "running_summary", "langmem", "trim_messages", "budget",
+                 "thinker"]
+EXTERNAL = {"langmem", "trim_messages"}
+LABELS = {
+    "noop": "NoOp (raw history)",
+    "window": "Window",
+    "observation_masking": "ObservationMasking",
+    "running_summary": "RunningSummary",
+    "langmem": "langmem summarize_messages",
+    "trim_messages": "langchain trim_messages",
+    "budget": "BudgetPolicy",
+    "thinker": "ThinkerPolicy",
+}
+SUMMARY_TOKENS = FoldConfig().max_block_tokens  # one summary / block is at most this long, in every row
+
+
+# --- the summarizer langmem gets: agentmem's extractive fold, as a LangChain chat model ----------------------
+class ExtractiveChatModel(BaseChatModel):
+    """A deterministic local chat model that answers any summarization prompt with agentmem's extractive summary
+    (identifier-like values first, then one line per step) of the conversation it is given, within
+    `max_tokens`. An existing summary quoted in the final prompt (langmem's "This is summary of the conversation so
+    far: ...") is merged in, exactly like re-folding a block. Records its own wall time in `seconds`."""
+
+    max_tokens: int = SUMMARY_TOKENS
+    model_name: str = "agentmem-extractive"
+    seconds: float = 0.0
+    calls: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "agentmem-extractive"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None,
+                  **kwargs: Any) -> ChatResult:
+        t0 = time.perf_counter()
+        counter = TokenCounter(None)
+        *span, prompt = messages
+        items: list[Any] = []
+        existing = _existing_summary(prompt.content if isinstance(prompt.content, str) else "")
+        if existing:
+            items.append(BlockItem(key="summary", kind="fold", covers=(), text="[summary]\n" + existing, tokens=0))
+        names: dict[str, str] = {}
+        for k, msg in enumerate(span):
+            d = convert_to_openai_messages(msg)
+            if d.get("role") not in ("system", "user", "assistant", "tool"):
+                continue
+            m = parse_message(d, message_id=f"s{k}")
+            for tc in m.tool_calls:
+                names[tc.id] = tc.name
+            items.append(MessageItem(message=m, pos=k + 1, tokens=0))
+        lines = extractive_summary(items, names, FoldConfig(max_block_tokens=self.max_tokens), counter,
+                                   budget=self.max_tokens)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="\n".join(lines)))])
+
+
+def _existing_summary(text: str) -> str:
+    head = "This is summary of the conversation so far: "
+    if not text.startswith(head):
+        return ""
+    body = text[len(head):]
+    cut = body.rfind("\n\nExtend this summary")
+    return body[:cut] if cut >= 0 else body
+
+
+# --- library baselines as history -> view functions -------------------------------------------------------------
+class _LangChainBaseline:
+    """Shared plumbing: convert the growing history to LangChain messages once, count tokens with agentmem's
+    counter, and map returned messages back to the exact original dicts (new ones, like langmem's summary
+    message, are converted)."""
+
+    def __init__(self, traj: Trajectory, budget: int):
+        self.budget = budget
+        self.counter = TokenCounter(traj.model)
+        self.lc: list[BaseMessage] = []
+        self.originals: dict[str, dict[str, Any]] = {}
+        self._tokens: dict[str, int] = {}
+
+    def _extend(self, history: Sequence[Mapping[str, Any]]) -> None:
+        new = history[len(self.lc):]
+        if new:
+            self.lc.extend(convert_to_messages([dict(m) for m in new]))
+            for m in new:
+                self.originals[m["id"]] = dict(m)
+
+    def count(self, msg: BaseMessage) -> int:
+        if msg.id and msg.id in self._tokens:
+            return self._tokens[msg.id]
+        n = self.counter.message(self.to_dict(msg))
+        if msg.id:
+            self._tokens[msg.id] = n
+        return n
+
+    def count_list(self, msgs: Any) -> int:
+        return sum(self.count(m) for m in convert_to_messages(list(msgs)))
+
+    def to_dict(self, msg: BaseMessage) -> dict[str, Any]:
+        if msg.id and msg.id in self.originals:
+            return self.originals[msg.id]
+        return convert_to_openai_messages(msg)
+
+
+class TrimBaseline(_LangChainBaseline):
+    """langchain_core.messages.trim_messages as its docs recommend for chat models: keep the last messages within
+    the budget, keep the system message, start on a message a provider accepts first (a human or an AI turn, so a
+    tool result is never orphaned). The task message is dropped once it no longer fits, as trim_messages does."""
+
+    def __init__(self, traj: Trajectory, budget: int):
+        super().__init__(traj, budget)
+
+        def per_message(msg):  # trim_messages treats a counter annotated BaseMessage as per-message
+            return self.count(msg)
+
+        per_message.__annotations__ = {"msg": BaseMessage, "return": int}
+        self._per_message = per_message
+
+    def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
+        self._extend(history)
+        before = len(self.lc)
+        kept = trim_messages(self.lc, max_tokens=self.budget - 3, token_counter=self._per_message,
+                             strategy="last", include_system=True, start_on=("human", "ai"), allow_partial=False)
+        actions = [{"kind": "trim", "dropped": before - len(kept)}] if len(kept) < before else []
+        return [self.to_dict(m) for m in kept], 0.0, actions
+
+
+class LangMemBaseline(_LangChainBaseline):
+    """langmem.short_term.summarize_messages with a running summary kept across rounds (its documented use),
+    max_tokens = the budget, max_summary_tokens = agentmem's block size, summarizer = ExtractiveChatModel."""
+
+    def __init__(self, traj: Trajectory, budget: int):
+        super().__init__(traj, budget)
+        from langmem.short_term import summarize_messages
+
+        self._summarize = summarize_messages
+        self.model = ExtractiveChatModel(max_tokens=SUMMARY_TOKENS)
+        self.running = None
+
+    def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
+        self._extend(history)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # langmem warns when its own pre-trim finds no human
+            result = self._summarize(list(self.lc), running_summary=self.running, model=self.model,
+                                     max_tokens=self.budget - 3, max_summary_tokens=SUMMARY_TOKENS,
+                                     token_counter=self.count_list)
+        actions = []
+        if result.running_summary is not None and result.running_summary is not self.running:
+            actions.append({"kind": "summarize", "summarized": len(result.running_summary.summarized_message_ids)})
+        self.running = result.running_summary
+        # the extractive "model" is no model: its time is bookkeeping, as agentmem's extractive fold's is
+        return [self.to_dict(m) for m in result.messages], 0.0, actions
+
+
+# --- running -------------------------------------------------------------------------------------------------
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    name, _, thinker = spec.partition("@")
+    return name.strip(), (thinker.strip() or None)
+
+
+def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried: Mapping[str, Any],
+             thinkers: dict[str, Any]) -> list[dict[str, Any]]:
+    """All rounds of one spec over the trajectories (one SQLite file store per spec, one session per run)."""
+    name, thinker_spec = parse_spec(spec)
+    rounds: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.db") if name not in EXTERNAL else None
+        try:
+            for traj in trajectories:
+                if name == "langmem":
+                    it = replay_views(traj, LangMemBaseline(traj, budget), carried=carried[traj.id])
+                elif name == "trim_messages":
+                    it = replay_views(traj, TrimBaseline(traj, budget), carried=carried[traj.id])
+                else:
+                    thinker = None
+                    if thinker_spec:
+                        if thinker_spec not in thinkers:
+                            from agentmem.memory import resolve_thinker
+
+                            thinkers[thinker_spec] = resolve_thinker(thinker_spec)
+                        thinker = thinkers[thinker_spec]
+                    it = replay(traj, policy=name, budget_tokens=budget, thinker=thinker, store=store,
+                                session_id=f"{spec}:{traj.id}"[:200], carried=carried[traj.id])
+                for rr in it:
+                    rounds.append(rr.record)
+        finally:
+            if store is not None:
+                store.close()
+    return rounds
+
+
+def select(path: Path, *, min_rounds: int = 0, longest: int | None = None, limit: int | None = None
+           ) -> list[Trajectory]:
+    trajs = [t for t in load_trajectories(path) if t.rounds >= min_rounds]
+    trajs.sort(key=lambda t: (-t.rounds, t.id))
+    if longest is not None:
+        trajs = trajs[:longest]
+    if limit is not None:
+        trajs = trajs[:limit]
+    return trajs
+
+
+def _fmt(v: Any, kind: str = "f1") -> str:
+    if v is None:
+        return "-"
+    if kind == "pct":
+        return f"{v:.1%}"
+    if kind == "int":
+        return f"{v:,.0f}"
+    if kind == "f2":
+        return f"{v:.2f}"
+    return f"{v:.1f}"
+
+
+def row_of(group: str, spec: str, summary: Mapping[str, Any]) -> dict[str, Any]:
+    fp, ret, cost = summary["footprint"], summary["retention"], summary["cost"]
+    name, thinker = parse_spec(spec)
+    label = LABELS.get(name, name) + (f" + {thinker} thinker" if thinker else "")
+    return {
+        "group": group, "spec": spec, "policy": label,
+        "peak_ratio": fp["peak_ratio"], "mean_ratio": fp["mean_ratio"], "max_view": fp["max_peak_view"],
+        "slope_after_80": fp.get("slope_view_after_80"), "retention": ret["retention"],
+        "retention_old": ret.get("retention_old_10"), "carried": ret["carried"], "carried_old": ret["carried_old"],
+        "prefix_reuse": summary["prefix_reuse"], "ms_p50": cost["ms_per_round_p50"],
+        "ms_p95": cost["ms_per_round_p95"], "thinker_s_per_fold": cost["thinker_s_per_fold"],
+        "invalid_views": summary.get("invalid_views", 0),
+        "actions": summary["actions"],
+    }
+
+
+COLUMNS = [
+    ("group", "group", None), ("policy", "policy", None), ("peak view/raw", "peak_ratio", "pct"),
+    ("mean view/raw", "mean_ratio", "pct"), ("max view tok", "max_view", "int"),
+    ("slope>80 tok/rd", "slope_after_80", "f1"), ("retention", "retention", "pct"),
+    ("ret. 10+ rds", "retention_old", "pct"), ("prefix reuse", "prefix_reuse", "pct"),
+    ("invalid views", "invalid_views", "int"), ("ms/rd p50", "ms_p50", "f2"), ("ms/rd p95", "ms_p95", "f2"),
+    ("thinker s/fold", "thinker_s_per_fold", "f1"),
+]
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    head = "| " + " | ".join(c[0] for c in COLUMNS) + " |"
+    sep = "|" + "|".join("---" if c[2] is None else "---:" for c in COLUMNS) + "|"
+    body = ["| " + " | ".join(str(r[c[1]]) if c[2] is None else _fmt(r[c[1]], c[2]) for c in COLUMNS) + " |"
+            for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for header, _key, kind in COLUMNS:
+        table.add_column(header, justify="left" if kind is None else "right")
+    last = None
+    for r in rows:
+        if last is not None and r["group"] != last:
+            table.add_section()
+        last = r["group"]
+        table.add_row(*[str(r[k]) if kind is None else _fmt(r[k], kind) for _h, k, kind in COLUMNS])
+    Console(width=220).print(table)
+
+
+def plot(results: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(results["groups"])
+    fig, axes = plt.subplots(1, len(groups) + 1, figsize=(6 * (len(groups) + 1), 5), dpi=100)
+    for ax, g in zip(axes, groups, strict=False):
+        points: dict[tuple[float, float], list[str]] = {}  # rows with identical results share one label
+        for r in results["groups"][g]["rows"]:
+            if r["peak_ratio"] is not None and r["retention_old"] is not None:
+                points.setdefault((round(r["peak_ratio"], 4), round(r["retention_old"], 4)), []).append(r["policy"])
+        for (x, y), names in points.items():
+            ax.scatter(x, y, s=40)
+            ax.annotate(" = ".join(names), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.set_xlabel("peak view / peak raw tokens (lower is smaller)")
+        ax.set_ylabel("retention of values last seen 10+ rounds ago")
+        ax.set_title(f"{g}: smaller and remembers more = up-left", fontsize=10)
+        ax.grid(alpha=0.3)
+    # footprint of one long run under every policy
+    ax = axes[-1]
+    g0 = groups[0]
+    curves = results["groups"][g0].get("example_curves") or {}
+    for spec, pts in curves.items():
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=spec, linewidth=1.4)
+    ax.axhline(results["groups"][g0]["budget"], color="grey", linestyle=":", linewidth=1)
+    example = str(results["groups"][g0].get("example")).rsplit("/", 1)[-1]
+    ax.set_title(f"{g0}: view tokens per round, longest run ({example})", fontsize=9)
+    ax.set_xlabel("round")
+    ax.set_ylabel("view tokens")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--swe", type=Path, default=DATA / "swe_deepseek_public.jsonl")
+    ap.add_argument("--tau", type=Path, default=DATA / "taubench_airline.jsonl")
+    ap.add_argument("--swe-min-rounds", type=int, default=80)
+    ap.add_argument("--tau-count", type=int, default=20, help="the N longest tau-bench runs")
+    ap.add_argument("--swe-budget", type=int, default=8000)
+    ap.add_argument("--tau-budget", type=int, default=4000,
+                    help="tau-bench runs mostly fit in 8000 tokens; a smaller budget makes the policies act")
+    ap.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated NAME[@THINKER] specs")
+    ap.add_argument("--local-subset", type=int, default=0,
+                    help="also run budget@local and thinker@local (and their extractive twins) on the N shortest "
+                         "selected SWE runs")
+    ap.add_argument("--local-thinker", default="local", help="thinker spec for --local-subset")
+    ap.add_argument("--subset-only", action="store_true", help="with --local-subset: run only that group")
+    ap.add_argument("--quick", action="store_true", help="3 SWE + 5 tau runs")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = ap.parse_args(argv)
+
+    from agentmem.policies import REGISTRY
+
+    specs = []
+    for spec in [s.strip() for s in args.specs.split(",") if s.strip()]:
+        name, _ = parse_spec(spec)
+        if name not in EXTERNAL and name not in REGISTRY:
+            print(f"note: policy {name!r} is not registered here; skipping {spec!r}", file=sys.stderr)
+            continue
+        specs.append(spec)
+    limit = 3 if args.quick else None
+    groups_def = [
+        (f"swe@{args.swe_budget}", select(args.swe, min_rounds=args.swe_min_rounds, limit=limit), args.swe_budget),
+        (f"tau@{args.tau_budget}", select(args.tau, longest=5 if args.quick else args.tau_count), args.tau_budget),
+    ]
+    local_specs: list[str] = []
+    if args.local_subset:
+        subset = sorted(groups_def[0][1], key=lambda t: (t.rounds, t.id))[: args.local_subset]
+        local_specs = [s for s in (f"budget@{args.local_thinker}", f"thinker@{args.local_thinker}")
+                       if parse_spec(s)[0] in REGISTRY]
+        groups_def.append((f"swe-subset{len(subset)}@{args.swe_budget}", subset, args.swe_budget))
+        if args.subset_only:
+            groups_def = groups_def[-1:]
+    results: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "summarizer": "ExtractiveChatModel: agentmem's extractive fold as a local LangChain chat model "
+                      f"(max {SUMMARY_TOKENS} tokens) for langmem; agentmem's extractive fold for the policies",
+        "groups": {},
+    }
+    thinkers: dict[str, Any] = {}
+    all_rows = []
+    for group, trajs, budget in groups_def:
+        group_specs = specs if not group.startswith("swe-subset") else \
+            [s for s in ("budget", "thinker") if s in specs] + local_specs
+        carried = {t.id: carried_values_by_round(t.messages) for t in trajs}
+        example = max(trajs, key=lambda t: (t.rounds, t.id)).id if trajs else None
+        g: dict[str, Any] = {"budget": budget, "trajectories": [t.id for t in trajs],
+                             "rounds": sum(t.rounds for t in trajs), "rows": [], "per_spec": {}, "example": example,
+                             "example_curves": {}}
+        for spec in group_specs:
+            t0 = time.perf_counter()
+            print(f"[{group}] {spec}: {len(trajs)} runs …", file=sys.stderr, flush=True)
+            try:
+                rounds = run_spec(spec, trajs, budget, carried, thinkers)
+            except Exception as exc:  # a thinker that cannot load, a missing optional library …
+                print(f"note: {spec} failed on {group}: {type(exc).__name__}: {exc}; skipped", file=sys.stderr)
+                continue
+            summary = summarize_rounds(rounds)
+            summary["seconds"] = round(time.perf_counter() - t0, 2)
+            row = row_of(group, spec, summary)
+            g["rows"].append(row)
+            all_rows.append(row)
+            g["per_spec"][spec] = summary
+            g["example_curves"][spec] = [(r["round"], r["view_tokens"]) for r in rounds
+                                         if r["trajectory"] == example]
+            if spec == "noop":
+                g["example_curves"]["raw"] = [(r["round"], r["raw_tokens"]) for r in rounds
+                                              if r["trajectory"] == example]
+            print(f"   done in {summary['seconds']:.1f}s", file=sys.stderr, flush=True)
+        results["groups"][group] = g
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmark.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
+                                             encoding="utf-8")
+    (args.out / "benchmark.md").write_text(markdown_table(all_rows) + "\n", encoding="utf-8")
+    plot(results, args.out / "benchmark.png")
+    m = results["machine"]
+    print_table(all_rows, f"agentmem benchmark — {results['date'][:10]}, {m['cpus']} CPUs ({m['cpu']}), "
+                          f"{m['memory_gib']} GiB, GPU: {m['gpu'] or 'none'}")
+    print(f"wrote {args.out / 'benchmark.json'}, {args.out / 'benchmark.md'}, {args.out / 'benchmark.png'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
