@@ -33,12 +33,19 @@ def run_command(
     list_tasks: Annotated[bool, typer.Option("--list", help="List the environment's task ids and exit.")] = False,
     transcripts: Annotated[bool, typer.Option("--transcripts", help="Also save every task's raw transcript.")]
     = False,
+    thinker_timeout: Annotated[Optional[float], typer.Option(
+        "--thinker-timeout", help="Seconds one thinking fold may take; on timeout the partial notes are kept, "
+                                  "or the fold is extractive.")] = None,
+    think_tokens: Annotated[int, typer.Option("--think-tokens", help="Most tokens of one thinking block.")] = 400,
+    think_source_tokens: Annotated[int, typer.Option("--think-source-tokens",
+                                                     help="Most tokens of the span shown to the thinker.")] = 3000,
 ) -> None:
     """Run tasks of an environment through AgentMemory; write per-round JSONL, a summary and a token plot."""
     from agentmem.envs import get_env, list_envs
     from agentmem.envs.runner import run_tasks
     from agentmem.memory import AgentMemory, resolve_thinker
     from agentmem.policies import REGISTRY
+    from agentmem.primitives import SummarizeConfig
     from agentmem.store import Store
 
     if env not in list_envs():
@@ -60,7 +67,10 @@ def run_command(
         counter["n"] += 1
         return AgentMemory(completion=agent_fn, policy=policy, budget_tokens=budget, store=store,
                            session_id=f"run-{run_id}-{counter['n']}", thinker=thinker_obj,
-                           recall_tool=recall_tool, background=background and thinker_obj is not None)
+                           recall_tool=recall_tool, background=background and thinker_obj is not None,
+                           thinker_timeout_s=thinker_timeout,
+                           summarize_config=SummarizeConfig(max_block_tokens=think_tokens,
+                                                            max_source_tokens=think_source_tokens))
 
     try:
         summary = run_tasks(env, task, agent, memory_factory, out, max_rounds=max_rounds, policy_name=policy,

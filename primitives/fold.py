@@ -73,8 +73,12 @@ def _groups(items: Sequence[Item], names: dict[str, str]) -> list[tuple[str, int
         text = item_text(it)
         if msg.role == "assistant":
             calls = "; ".join(f"{tc.name}({_args(tc.arguments)})" for tc in msg.tool_calls)
-            said = " ".join(text.split()) if not msg.tool_calls else ""
-            out.append((f"- call {calls}" if calls else f"- assistant: {said}", it.tokens))
+            content = msg.content if isinstance(msg.content, str) else ""
+            said = " ".join(content.split())  # notes an agent writes beside its calls are state too
+            if calls:
+                out.append((f"- call {calls}" + (f" — said: {said}" if said else ""), it.tokens))
+            else:
+                out.append((f"- assistant: {said}", it.tokens))
         elif msg.role == "tool":
             name = names.get(msg.tool_call_id or "", msg.name or "tool")
             errors = [ln for ln in text.splitlines() if ERROR_LINE.search(ln)]

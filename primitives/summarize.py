@@ -39,6 +39,8 @@ class SummarizeConfig(BaseModel):
     guard: Literal["drop", "flag", "off"] = "drop"
     merge_values: bool = True
     values_tokens: int = Field(default=120, ge=0, description="Budget for merged extractive values.")
+    target_ratio: float = Field(default=4.0, ge=1.0, description="Ask for at most span tokens / this many tokens: "
+                                "decode time is what a CPU thinker spends, so small spans get short notes.")
 
 
 SYSTEM_PROMPT = (
@@ -70,10 +72,12 @@ def thinking_request(view: View, *, span: Sequence[str], task: str, counter: Tok
             label = msg.role
         lines.append(f"<{label}>\n{text}\n</{label}>")
     transcript = "\n".join(fit_to_budget(lines, config.max_source_tokens, counter))
+    span_tokens = sum(it.tokens for it in items)
+    max_new = max(32, min(config.max_block_tokens, int(span_tokens / config.target_ratio)))
     user = (f"Task of the agent:\n{task.strip()[:1500]}\n\nTranscript span to compress:\n{transcript}\n\n"
-            f"Write the notes now (at most {config.max_block_tokens} tokens).")
+            f"Write the notes now (at most {max_new} tokens).")
     return ThinkRequest(messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
-                        max_new_tokens=config.max_block_tokens, purpose="summarize")
+                        max_new_tokens=max_new, purpose="summarize")
 
 
 def guard_lines(text: str, source: str) -> tuple[list[str], list[str]]:

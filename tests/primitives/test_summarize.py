@@ -39,8 +39,15 @@ def test_thinking_request_shows_task_and_span(view):
     assert req.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
     user = req.messages[1]["content"]
     assert "Change reservation ZX9K2P" in user and "<result of get_reservation>" in user
-    assert "mia_li_3668" in user and "<assistant>" in user and "at most 200 tokens" in user
-    assert req.max_new_tokens == 200 and req.purpose == "summarize"
+    assert "mia_li_3668" in user and "<assistant>" in user
+    # a small span gets a short request: at most span tokens / target_ratio, never under 32, never over the cap
+    span_tokens = sum(view.get(k).tokens for k in _span(view, 2, 5))
+    expected = max(32, min(200, int(span_tokens / 4.0)))
+    assert req.max_new_tokens == expected and f"at most {expected} tokens" in user
+    big = thinking_request(view, span=_span(view, 2, 5), task="t", counter=COUNTER,
+                           config=SummarizeConfig(max_block_tokens=200, target_ratio=1.0))
+    assert big.max_new_tokens == min(200, span_tokens)
+    assert req.max_new_tokens == expected and req.purpose == "summarize"
     with pytest.raises(EventError):
         thinking_request(view, span=_span(view, 2, 3), task="t", counter=COUNTER)
 
