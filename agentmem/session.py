@@ -111,7 +111,8 @@ class MemorySession:
         self.policy = policy
         self.thinker = thinker
         self.counter = TokenCounter(model)
-        self.fold_config = fold_config or FoldConfig()
+        # a policy may name the fold it needs (WindowPolicy: a pointer block, no summary)
+        self.fold_config = fold_config or getattr(policy, "fold_config", None) or FoldConfig()
         self.summarize_config = summarize_config or SummarizeConfig()
         self.evict_config = evict_config or EvictConfig()
         self.recall_config = recall_config or RecallConfig()

@@ -33,6 +33,8 @@ def extract_values(text: str, *, limit: int | None = None) -> list[str]:
     """Distinct identifier-like values in order of first appearance."""
     out: list[str] = []
     seen: set[str] = set()
+    if limit is not None and limit <= 0:
+        return out
     for m in _VALUE_RE.finditer(text or ""):
         v = m.group(0).strip(".,;:'\"()[]{}")
         if len(v) < 3 or v in _STOP or v in seen:

@@ -258,9 +258,7 @@ def apply_event(view: View, event: Event, counter: TokenCounter) -> View:
         span = view.items[start:end]
         if any(it.key == view.system_id for it in span):
             raise EventError("the leading system message cannot be folded")
-        covered: list[str] = []
-        for it in span:
-            covered.extend(i for i in it.message_ids if i not in covered)
+        covered = list(dict.fromkeys(i for it in span for i in it.message_ids))  # ordered, O(n)
         block = BlockItem(key=f"blk-{event.seq}", kind=event.kind, covers=tuple(covered), text=event.text, tokens=0)
         block = BlockItem(key=block.key, kind=block.kind, covers=block.covers, text=block.text,
                           tokens=_count(counter, block.render()))

@@ -91,19 +91,20 @@ class BudgetPolicy(Policy):
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
         head = pinned_head(view)
         recent = recent_start(view, cfg.keep_recent_rounds)
-        if recent <= head:
-            return []
+        newest = recent_start(view, 1)
         projected = view.tokens
         actions: list[Action] = []
         saved: dict[str, int] = {}
-        big = [it for it in view.items[head:recent]
+        # oversized outputs go first, from the recent rounds too (only the newest round is untouchable): large
+        # recent outputs are what would otherwise keep the view over budget and force a tiny fold every round
+        big = [it for it in view.items[head:newest]
                if isinstance(it, MessageItem) and it.message.role == "tool" and it.tokens > cfg.evict_tool_tokens]
         if big and evict:
             for it in big:
                 saved[it.key] = it.tokens - 60
                 projected -= saved[it.key]
             actions.append(EvictAction(ids=tuple(it.key for it in big), reason="oversized tool outputs"))
-        if projected <= target:
+        if projected <= target or recent <= head:
             return actions
         # leading blocks stay put (stable prefix) until together they hold too much of the budget
         start = head

@@ -27,7 +27,7 @@ class FoldConfig(BaseModel):
 
     max_block_tokens: int = Field(default=500, ge=32, description="Hard cap on the block's text, counted.")
     max_values: int = Field(default=80, ge=0, description="Identifier-like values listed in the block.")
-    value_share: float = Field(default=0.25, gt=0, le=1,
+    value_share: float = Field(default=0.4, gt=0, le=1,
                                description="Share of the budget kept for values the step lines did not show.")
 
 

@@ -66,3 +66,14 @@ def test_session_with_window_fold_config_keeps_the_newest_rounds_verbatim():
     assert isinstance(items[2], BlockItem) and all(isinstance(it, MessageItem) for it in items[3:])
     assert items[-1].message.content == history[-1]["content"]
     s.view.validate(allow_open_tail=False)
+
+
+def test_live_sessions_fold_with_the_window_pointer_config(tmp_path):
+    """AgentMemory(policy="window") folds like replay does: a pointer block, not a summary."""
+    from agentmem import AgentMemory
+    from agentmem.policies.window import WINDOW_FOLD_CONFIG
+
+    memory = AgentMemory(policy="window", budget_tokens=2000, store=tmp_path / "w.db")
+    assert memory.session.fold_config == WINDOW_FOLD_CONFIG
+    budget_memory = AgentMemory(policy="budget", store=tmp_path / "b.db")
+    assert budget_memory.session.fold_config != WINDOW_FOLD_CONFIG
