@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["replay_command", "parse_settings"]
+__all__ = ["replay_command", "parse_settings", "checked_policy_config"]
 
 
 def parse_settings(items: list[str] | None) -> dict[str, Any]:
@@ -23,6 +23,19 @@ def parse_settings(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
+
+
+def checked_policy_config(policy: str, budget: int | None, settings: list[str] | None) -> dict[str, Any]:
+    """The --set pairs of a command, validated against the policy's config now, before any work starts."""
+    from agentmem.policies import REGISTRY
+
+    policy_config = parse_settings(settings)
+    try:
+        REGISTRY[policy].Config(**({"budget_tokens": budget} if budget and "budget_tokens" in
+                                    REGISTRY[policy].Config.model_fields else {}), **policy_config)
+    except Exception as exc:  # pydantic ValidationError: unknown or invalid fields
+        raise typer.BadParameter(f"invalid config for policy {policy!r}: {exc}", param_hint="--set") from None
+    return policy_config
 
 
 HELP = "\n\n".join([
@@ -80,12 +93,7 @@ def replay_command(
     if policy not in REGISTRY:
         raise typer.BadParameter(f"unknown policy {policy!r}; known: {', '.join(sorted(REGISTRY))}",
                                  param_hint="--policy")
-    policy_config = parse_settings(settings)
-    try:
-        REGISTRY[policy].Config(**({"budget_tokens": budget} if budget and "budget_tokens" in
-                                    REGISTRY[policy].Config.model_fields else {}), **policy_config)
-    except Exception as exc:  # pydantic ValidationError: unknown or invalid fields
-        raise typer.BadParameter(f"invalid config for policy {policy!r}: {exc}", param_hint="--set") from None
+    policy_config = checked_policy_config(policy, budget, settings)
     wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     try:
         trajectories = load_trajectories(file, limit=limit, ids=wanted)

@@ -39,8 +39,11 @@ def run_command(
     think_tokens: Annotated[int, typer.Option("--think-tokens", help="Most tokens of one thinking block.")] = 400,
     think_source_tokens: Annotated[int, typer.Option("--think-source-tokens",
                                                      help="Most tokens of the span shown to the thinker.")] = 3000,
+    settings: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Policy config field, key=value (repeatable), e.g. --set low_ratio=0.4.")] = None,
 ) -> None:
     """Run tasks of an environment through AgentMemory; write per-round JSONL, a summary and a token plot."""
+    from agentmem.cli_replay import checked_policy_config
     from agentmem.envs import get_env, list_envs
     from agentmem.envs.runner import run_tasks
     from agentmem.memory import AgentMemory, resolve_thinker
@@ -57,6 +60,7 @@ def run_command(
     if policy not in REGISTRY:
         raise typer.BadParameter(f"unknown policy {policy!r}; known: {', '.join(sorted(REGISTRY))}",
                                  param_hint="--policy")
+    policy_config = checked_policy_config(policy, budget, settings)
     out.mkdir(parents=True, exist_ok=True)
     store = Store(db or out / "agentmem.db")
     thinker_obj = resolve_thinker(thinker)  # loaded once, shared by every task
@@ -70,7 +74,8 @@ def run_command(
                            recall_tool=recall_tool, background=background and thinker_obj is not None,
                            thinker_timeout_s=thinker_timeout,
                            summarize_config=SummarizeConfig(max_block_tokens=think_tokens,
-                                                            max_source_tokens=think_source_tokens))
+                                                            max_source_tokens=think_source_tokens),
+                           **policy_config)
 
     try:
         summary = run_tasks(env, task, agent, memory_factory, out, max_rounds=max_rounds, policy_name=policy,

@@ -210,7 +210,7 @@ def run_episode(
         rec: dict[str, Any] = {
             "task_id": task.task_id, "round": rounds, "raw_tokens": raw_tokens, "view_tokens": view_tokens,
             "actions": [a if isinstance(a, (dict, str, int, float)) else str(a) for a in actions],
-            "folds": sum("fold" in _action_kind(a).lower() for a in actions),
+            "folds": sum(_action_kind(a).lower() in ("fold", "summarize") for a in actions),
             "ms": round(wall_ms, 3), "bookkeeping_ms": round(float(st.get("bookkeeping_ms") or 0.0), 3),
             "tools": [], "errors": 0, "recalls": 0,
         }

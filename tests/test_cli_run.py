@@ -31,3 +31,14 @@ def test_run_lists_tasks_and_names_bad_options(tmp_path):
     assert r.exit_code != 0 and "unknown policy 'magic'" in r.output
     r = CliRunner().invoke(app, ["run", "--task", "no_such_task-0", "--out", str(tmp_path)])
     assert r.exit_code != 0 and "no_such_task" in r.output
+
+
+def test_run_passes_policy_settings_and_rejects_bad_ones(tmp_path):
+    out = tmp_path / "set"
+    r = CliRunner().invoke(app, ["run", "--task", "music_most_played-0", "--policy", "budget", "--budget", "3000",
+                                 "--set", "low_ratio=0.4", "--set", "keep_recent_rounds=2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rounds = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert sum(rec["folds"] for rec in rounds) >= 1
+    r = CliRunner().invoke(app, ["run", "--policy", "budget", "--set", "surprise=1", "--out", str(out)])
+    assert r.exit_code != 0 and "invalid config for policy 'budget'" in r.output
