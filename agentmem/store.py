@@ -290,12 +290,7 @@ class Store:
 
     def load_messages(self, session_id: str, *, after_seq: int = 0) -> list[StoredMessage]:
         """Messages with seq > after_seq, in order, verified against their sha256."""
-        q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256, messages_table.c.tokens)
-             .where(messages_table.c.session_id == session_id, messages_table.c.seq > after_seq)
-             .order_by(messages_table.c.seq))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [self._stored(seq, payload, sha, tok) for seq, payload, sha, tok in rows]
+        return self._select_stored(session_id, messages_table.c.seq > after_seq)
 
     def _stored(self, seq: int, payload: str, sha: str, tokens: int) -> StoredMessage:
         if hashlib.sha256(payload.encode("utf-8")).hexdigest() != sha:
@@ -303,28 +298,23 @@ class Store:
         return StoredMessage(message=parse_message(json.loads(payload)), seq=seq, tokens=tokens,
                              payload=payload, sha256=sha)
 
-    def get_messages(self, session_id: str, ids: Iterable[str]) -> list[StoredMessage]:
-        ids = list(ids)
-        if not ids:
-            return []
+    def _select_stored(self, session_id: str, condition: Any) -> list[StoredMessage]:
         q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256, messages_table.c.tokens)
-             .where(messages_table.c.session_id == session_id, messages_table.c.id.in_(ids))
+             .where(messages_table.c.session_id == session_id, condition)
              .order_by(messages_table.c.seq))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [self._stored(*r) for r in rows]
 
+    def get_messages(self, session_id: str, ids: Iterable[str]) -> list[StoredMessage]:
+        """Messages with these ids, in session order (unknown ids are skipped)."""
+        ids = list(ids)
+        return self._select_stored(session_id, messages_table.c.id.in_(ids)) if ids else []
+
     def get_by_seqs(self, session_id: str, seqs: Iterable[int]) -> list[StoredMessage]:
         """Messages at the given positions, in order (missing positions are skipped)."""
         seqs = sorted(set(seqs))
-        if not seqs:
-            return []
-        q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256, messages_table.c.tokens)
-             .where(messages_table.c.session_id == session_id, messages_table.c.seq.in_(seqs))
-             .order_by(messages_table.c.seq))
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [self._stored(*r) for r in rows]
+        return self._select_stored(session_id, messages_table.c.seq.in_(seqs)) if seqs else []
 
     def get_payload(self, session_id: str, message_id: str) -> str:
         """Exactly the text written for this message (canonical JSON)."""
