@@ -242,7 +242,6 @@ class MemorySession:
         meta: dict[str, Any] = {"policy": policy_name, "reason": action.reason}
         try:
             if isinstance(action, FoldAction):
-                new, ev = None, None
                 if action.mode == "think" and self.thinker is not None:
                     request = thinking_request(self.view, span=action.span, task=self.task, counter=self.counter,
                                                config=self.summarize_config)
@@ -250,21 +249,11 @@ class MemorySession:
                         request = request.model_copy(update={"timeout_s": self.thinker_timeout_s})
                     t0 = time.perf_counter()
                     result = yield request
-                    if isinstance(result, BaseException):
-                        meta["fallback"] = f"thinker failed: {type(result).__name__}: {result}"[:500]
-                    else:
-                        think_meta = {**meta, "thinker": result.model, "thinker_s": round(result.seconds, 3),
-                                      "thinker_tokens_in": result.tokens_in, "thinker_tokens_out": result.tokens_out,
-                                      "wall_s": round(time.perf_counter() - t0, 3)}
-                        try:
-                            new, ev = summarize_by_thinking(self.view, span=action.span, thinking=result.text,
-                                                            counter=self.counter, config=self.summarize_config,
-                                                            meta=think_meta)
-                        except EmptyThinkingError as exc:
-                            meta = {**think_meta, "fallback": str(exc)}
-                elif action.mode == "think":
-                    meta["fallback"] = "no thinker configured"
-                if new is None:
+                    meta["wall_s"] = round(time.perf_counter() - t0, 3)
+                    new, ev = self._fold_with(action.span, result, meta)
+                else:
+                    if action.mode == "think":
+                        meta["fallback"] = "no thinker configured"
                     new, ev = fold(self.view, span=action.span, counter=self.counter, config=self.fold_config,
                                    meta=meta)
             elif isinstance(action, EvictAction):
@@ -285,13 +274,28 @@ class MemorySession:
             return
         if ev is None:  # e.g. a recall that found nothing
             return
-        self._record(new, ev)
-        stats.actions.append({"kind": ev.kind, "seq": ev.seq, "covers": len(ev.covers),
-                              **{k: v for k, v in ev.meta.items() if k not in ("stubs",)}})
+        self._record(new, ev, stats)
 
-    def _record(self, new: View, ev: Event) -> None:
+    def _fold_with(self, span: Sequence[str], result: ThinkResult | BaseException,
+                   meta: dict[str, Any]) -> tuple[View, Event]:
+        """A summarize-by-thinking block from a thinker's result; the extractive fold when it failed or was empty."""
+        if isinstance(result, BaseException):
+            meta["fallback"] = f"thinker failed: {type(result).__name__}: {result}"[:500]
+        else:
+            meta.update(thinker=result.model, thinker_s=round(result.seconds, 3), thinker_tokens_in=result.tokens_in,
+                        thinker_tokens_out=result.tokens_out)
+            try:
+                return summarize_by_thinking(self.view, span=span, thinking=result.text, counter=self.counter,
+                                             config=self.summarize_config, meta=meta)
+            except EmptyThinkingError as exc:
+                meta["fallback"] = str(exc)
+        return fold(self.view, span=span, counter=self.counter, config=self.fold_config, meta=meta)
+
+    def _record(self, new: View, ev: Event, stats: RoundStats) -> None:
         self.store.append_event(self.session_id, ev)  # the log never records an event that was not applied
         self.view = new
+        stats.actions.append({"kind": ev.kind, "seq": ev.seq, "covers": len(ev.covers),
+                              **{k: v for k, v in ev.meta.items() if k != "stubs"}})
 
     # --- drivers -----------------------------------------------------------------------------------------------
     def prepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
@@ -389,27 +393,11 @@ class MemorySession:
                                 "wall_s": round(time.perf_counter() - job.started, 3)}
         exc = job.future.exception()
         try:
-            if exc is None:
-                result = job.future.result()
-                meta.update(thinker=result.model, thinker_s=round(result.seconds, 3),
-                            thinker_tokens_in=result.tokens_in, thinker_tokens_out=result.tokens_out)
-                try:
-                    new, ev = summarize_by_thinking(self.view, span=job.action.span, thinking=result.text,
-                                                    counter=self.counter, config=self.summarize_config, meta=meta)
-                except EmptyThinkingError as err:
-                    meta["fallback"] = str(err)
-                    new, ev = fold(self.view, span=job.action.span, counter=self.counter, config=self.fold_config,
-                                   meta=meta)
-            else:
-                meta["fallback"] = f"thinker failed: {type(exc).__name__}: {exc}"[:500]
-                new, ev = fold(self.view, span=job.action.span, counter=self.counter, config=self.fold_config,
-                               meta=meta)
+            new, ev = self._fold_with(job.action.span, exc if exc is not None else job.future.result(), meta)
         except EventError as err:  # the span changed meanwhile (e.g. a synchronous fold took it): drop the job
             stats.rejected.append(f"background fold dropped: {err}")
             return
-        self._record(new, ev)
-        stats.actions.append({"kind": ev.kind, "seq": ev.seq, "covers": len(ev.covers),
-                              **{k: v for k, v in ev.meta.items() if k != "stubs"}})
+        self._record(new, ev, stats)
 
     def close(self) -> None:
         """Wait for a running background fold and stop the worker."""
