@@ -20,7 +20,7 @@ from agentmem.session import MemorySession
 from agentmem.store import Store
 from agentmem.thinkers.base import Thinker
 
-__all__ = ["AgentMemory", "RECALL_TOOL_NAME", "recall_tool_schema", "resolve_thinker"]
+__all__ = ["AgentMemory", "RECALL_TOOL_NAME", "recall_tool_schema", "resolve_thinker", "build_policy"]
 
 from agentmem.session import RECALL_TOOL_NAME  # noqa: E402  (one definition of the tool's name)
 
@@ -56,6 +56,16 @@ def resolve_thinker(spec: Thinker | str | None) -> Thinker | None:
 
         return make_thinker(spec)
     return spec
+
+
+def build_policy(spec: Any, *, thinker: Thinker | None, budget_tokens: int | None = None, **config: Any) -> Any:
+    """make_policy, except that a policy named by a string folds with the thinker when one is given."""
+    from agentmem.policies import REGISTRY, make_policy
+
+    if (thinker is not None and isinstance(spec, str) and spec in REGISTRY
+            and "fold_mode" in REGISTRY[spec].Config.model_fields):
+        config.setdefault("fold_mode", "think")
+    return make_policy(spec, budget_tokens=budget_tokens, **config)
 
 
 def _litellm_completion() -> Callable[..., Any]:
@@ -111,16 +121,11 @@ class AgentMemory:
         verify: str = "ends",
         **policy_config: Any,
     ):
-        from agentmem.policies import REGISTRY, make_policy
-
         self._completion = completion
         self._acompletion = acompletion
         self.store = store if isinstance(store, Store) else Store(store)
         self.thinker = resolve_thinker(thinker)
-        if (self.thinker is not None and isinstance(policy, str) and policy in REGISTRY
-                and "fold_mode" in REGISTRY[policy].Config.model_fields):
-            policy_config.setdefault("fold_mode", "think")  # a thinker was given: let the policy use it
-        self.policy = make_policy(policy, budget_tokens=budget_tokens, **policy_config)
+        self.policy = build_policy(policy, thinker=self.thinker, budget_tokens=budget_tokens, **policy_config)
         self.recall_tool = recall_tool
         self.session = MemorySession(self.store, session_id, policy=self.policy, thinker=self.thinker, model=model,
                                      fold_config=fold_config, summarize_config=summarize_config,

@@ -303,13 +303,12 @@ class MemorySession:
         with self._lock:
             t0 = time.perf_counter()
             stats = self._begin(messages)
-            if self._job is not None:
-                must_wait = self._over_budget() and not self._job.future.done()
+            pending = self._job_to_wait_for()
+            if pending is not None:
                 t1 = time.perf_counter()
-                if must_wait:
-                    concurrent.futures.wait([self._job.future])
-                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
-                self._collect_background(stats)
+                concurrent.futures.wait([pending])
+                stats.thinker_ms += (time.perf_counter() - t1) * 1000
+            self._collect_background(stats)
             plan = self._plan(stats)
             try:
                 request = next(plan)
@@ -327,13 +326,12 @@ class MemorySession:
         with self._lock:
             t0 = time.perf_counter()
             stats = self._begin(messages)
-            if self._job is not None:
-                must_wait = self._over_budget() and not self._job.future.done()
+            pending = self._job_to_wait_for()
+            if pending is not None:
                 t1 = time.perf_counter()
-                if must_wait:
-                    await asyncio.wrap_future(self._job.future)
-                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
-                self._collect_background(stats)
+                await asyncio.wrap_future(pending)
+                stats.thinker_ms += (time.perf_counter() - t1) * 1000
+            self._collect_background(stats)
             plan = self._plan(stats)
             try:
                 request = next(plan)
@@ -358,6 +356,12 @@ class MemorySession:
     def _begin(self, messages: Sequence[Any] | None) -> RoundStats:
         new = self.ingest(messages, allow_open_tail=False) if messages is not None else []
         return RoundStats(round=self.rounds, new_messages=len(new))
+
+    def _job_to_wait_for(self) -> concurrent.futures.Future | None:
+        """The running background fold, when the hard budget cannot be kept without it; else None."""
+        if self._job is None or self._job.future.done() or not self._over_budget():
+            return None
+        return self._job.future
 
     def _over_budget(self) -> bool:
         budget = getattr(self.policy.config, "budget_tokens", None)

@@ -59,13 +59,9 @@ class MemoryHook:
         **policy_config: Any,
     ):
         from agentmem.memory import resolve_thinker
-        from agentmem.policies import REGISTRY, make_policy
 
         self.store = store if isinstance(store, Store) else Store(store)
         self.thinker = resolve_thinker(thinker)
-        if (self.thinker is not None and isinstance(policy, str) and policy in REGISTRY
-                and "fold_mode" in REGISTRY[policy].Config.model_fields):
-            policy_config.setdefault("fold_mode", "think")
         self._policy_spec = (policy, budget_tokens, policy_config)
         self.model = model
         self.session_prefix = session_prefix
@@ -78,15 +74,15 @@ class MemoryHook:
 
     def session(self, config: Mapping[str, Any] | None = None) -> MemorySession:
         """The agentmem session of a LangGraph thread (created or resumed on first use)."""
-        from agentmem.policies import make_policy
+        from agentmem.memory import build_policy
 
         sid = self.session_prefix + _thread_id(config)
         with self._lock:
             if sid not in self._sessions:
-                policy, budget, extra = self._policy_spec
-                self._sessions[sid] = MemorySession(self.store, sid, policy=make_policy(policy, budget_tokens=budget,
-                                                                                       **extra),
-                                                    thinker=self.thinker, model=self.model, **self._configs)
+                spec, budget, extra = self._policy_spec
+                policy = build_policy(spec, thinker=self.thinker, budget_tokens=budget, **extra)
+                self._sessions[sid] = MemorySession(self.store, sid, policy=policy, thinker=self.thinker,
+                                                    model=self.model, **self._configs)
             return self._sessions[sid]
 
     def _messages(self, state: Any) -> list[Any]:
