@@ -173,7 +173,7 @@ class MemorySession:
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
         background: bool = False,
-        verify: str = "ends",
+        verify: str = "cached",
     ):
         if verify not in ("cached", "full", "ends"):
             raise ValueError(f"verify must be 'cached', 'full' or 'ends', not {verify!r}")
