@@ -126,8 +126,11 @@ class _SessionLock:
 
 # The point each prepare() made its view at, per thread and per asyncio task: record_response() in the same
 # thread/task stores the reply there, so concurrent calls on one session fork instead of interleaving.
-_POINT: contextvars.ContextVar[tuple[object, BranchPoint] | None] = contextvars.ContextVar("agentmem_point",
-                                                                                            default=None)
+_POINTS: contextvars.ContextVar[dict[object, BranchPoint]] = contextvars.ContextVar("agentmem_points")
+
+
+def _set_point(key: object, point: BranchPoint) -> None:
+    _POINTS.set({**_POINTS.get({}), key: point})  # a new dict: contexts copied from this one keep their own
 _WRITE_RETRIES = 8  # refreshes after another writer moved the branch on, before ConcurrentWriteError is raised
 
 
@@ -193,7 +196,7 @@ class MemorySession:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._job: _BackgroundFold | None = None
         self._lock = _SessionLock()
-        self._key = object()  # identifies this session object in _POINT
+        self._key = object()  # identifies this session object in _POINTS
         self.forks = 0  # branches this object started
         self.store.ensure_session(self.session_id)
         self._load(store.head_branch(self.session_id))
@@ -449,8 +452,7 @@ class MemorySession:
         """
         with self._lock:
             if at is None:
-                mine = _POINT.get()
-                at = mine[1] if mine is not None and mine[0] is self._key else self.point
+                at = _POINTS.get({}).get(self._key) or self.point
             m = parse_message(message, index=at.length)
             for attempt in range(_WRITE_RETRIES + 1):
                 try:
@@ -460,7 +462,7 @@ class MemorySession:
                             return self._path[at.length][0]
                     self._goto(at.branch, at.length, "concurrent reply")
                     stored = self._append([m], first_index=self.message_count)[0]
-                    _POINT.set((self._key, self.point))
+                    _set_point(self._key, self.point)
                     return stored
                 except ConcurrentWriteError:
                     if attempt == _WRITE_RETRIES:
@@ -700,7 +702,7 @@ class MemorySession:
         stats.bookkeeping_ms = (time.perf_counter() - t0) * 1000 - stats.thinker_ms
         stats.branch = self.branch
         self.last = stats
-        _POINT.set((self._key, self.point))
+        _set_point(self._key, self.point)
         return rendered
 
     # --- archive access ----------------------------------------------------------------------------------------
