@@ -92,7 +92,7 @@ def test_random_sequences_on_sqlite():
         url = str(Path(tmp) / "prop.db")
 
         @given(data=st.data())
-        @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         def prop(data):
             _run(data, url)
 
@@ -104,7 +104,7 @@ def test_random_sequences_on_sqlite():
 @pytest.mark.slow
 def test_random_sequences_on_postgres(pg_url):
     @given(data=st.data())
-    @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     def prop(data):
         _run(data, pg_url)
 
