@@ -3,6 +3,10 @@
 Planning is written once, as a generator that *yields* thinker requests and receives their results (sans-IO).
 The sync driver answers with `thinker.think`, the async driver with `await thinker.athink`; everything else —
 which actions, which primitive, what is recorded — is the same code for both.
+
+A session is a tree (agentmem.store): a history that leaves the current branch, or stops short of it, continues
+on the branch that holds it or on a new one, so retries, crash-resume, time travel, edits and concurrent calls
+never fail. One lock per session serves threads and coroutines; writes that lose a race refresh and go on.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import time
 import uuid
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
@@ -150,7 +153,8 @@ class MemorySession:
 
     Args:
         store: where messages and events live (nothing is ever deleted there).
-        session_id: resume an existing session (its view is rebuilt by replay) or start a new one.
+        session_id: resume an existing session (the branch written last; its view is rebuilt by replay) or start a
+            new one. Any history passed later picks its own branch (see `ingest`).
         policy: decides actions each round (agentmem.policies).
         thinker: answers summarize-by-thinking and policy requests; None means extractive folds only.
         model: model name used to pick the offline tokenizer.
@@ -291,7 +295,6 @@ class MemorySession:
             return self._fork(length, reason)
         return switched
 
-    # --- ingest ----------------------------------------------------------------------------------------------
     # --- ingest ----------------------------------------------------------------------------------------------
     def _track(self, m: Message, tokens: int) -> None:
         self.raw_tokens += tokens
@@ -783,9 +786,12 @@ class MemorySession:
 def _contents(messages: Sequence[Any]) -> list[Any]:
     """The content object of each message (dicts at C speed); an in-place edit replaces it."""
     try:
-        return list(map(dict.get, messages, repeat("content")))  # type: ignore[arg-type]
-    except TypeError:  # not all dicts: LangChain / litellm / Message objects
+        return list(map(_CONTENT, messages))
+    except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
         return [_content_of(m) for m in messages]
+
+
+_CONTENT = operator.itemgetter("content")  # the C-speed path for dict messages
 
 
 def _content_of(message: Any) -> Any:
@@ -799,8 +805,8 @@ def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[A
     n = min(len(messages), len(sent))
     if all(map(operator.is_, messages, sent)):
         try:
-            same = all(map(operator.is_, map(dict.get, messages, repeat("content")), contents))  # type: ignore
-        except TypeError:  # not all dicts: LangChain / litellm / Message objects
+            same = all(map(operator.is_, map(_CONTENT, messages), contents))
+        except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
             same = all(map(operator.is_, map(_content_of, messages), contents))
         if same:
             return n
