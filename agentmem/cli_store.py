@@ -36,6 +36,12 @@ def _need_session(store, session_id: str) -> None:
         raise typer.Exit(2)
 
 
+def _need_branch(store, session_id: str, branch: int | None) -> None:
+    if branch is not None and branch not in {b.branch for b in store.branches(session_id)}:
+        typer.echo(f"error: session {session_id!r} has no branch {branch}", err=True)
+        raise typer.Exit(2)
+
+
 def sessions_command(db: DbOption = None) -> None:
     """List the sessions in a store with their message and event counts."""
     store = _store(db)
@@ -57,6 +63,7 @@ def view_command(session_id: Annotated[str, typer.Argument(help="Session id.")],
     _need_session(store, session_id)
     session = MemorySession(store, session_id, policy=NoOpPolicy())
     if branch is not None:
+        _need_branch(store, session_id, branch)
         session._load(branch)
     if as_json:
         json.dump(session.view.render(), sys.stdout, ensure_ascii=False, indent=1)
@@ -76,6 +83,7 @@ def events_command(session_id: Annotated[str, typer.Argument(help="Session id.")
     policy, thinker and sizes."""
     store = _store(db)
     _need_session(store, session_id)
+    _need_branch(store, session_id, branch)
     for ev in store.load_events(session_id, branch=branch):
         meta = {k: v for k, v in ev.meta.items() if k != "stubs"}
         typer.echo(f"{ev.seq:4d} {ev.kind:9s} after msg {ev.after_message:5d} covers {len(ev.covers):4d}  "
@@ -88,6 +96,7 @@ def export_command(session_id: Annotated[str, typer.Argument(help="Session id.")
     """Write a branch's messages as JSON Lines, byte-exact as stored (canonical JSON, one per line)."""
     store = _store(db)
     _need_session(store, session_id)
+    _need_branch(store, session_id, branch)
     lines = [s.payload for s in store.load_messages(session_id, branch=branch)]
     text = "\n".join(lines) + ("\n" if lines else "")
     if out is None:

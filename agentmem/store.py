@@ -561,12 +561,7 @@ class Store:
                     messages: bool = True, events: bool = True) -> BranchState:
         """A branch's messages after `after_pos` and events after `after_event`, read in one transaction."""
         with self._read() as conn:
-            try:
-                nodes = self._lineage(conn, session_id, branch)
-            except StoreError:
-                if branch == 0:
-                    raise
-                return BranchState(branch=branch, messages=[], events=[], length=0)
+            nodes = self._lineage(conn, session_id, branch)  # StoreError for a branch that does not exist
             q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256,
                         messages_table.c.tokens, messages_table.c.branch, messages_table.c.pos, messages_table.c.chain)
                  .where(messages_table.c.session_id == session_id, messages_table.c.pos > after_pos,

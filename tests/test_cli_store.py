@@ -78,3 +78,5 @@ def test_branches_through_the_cli(tmp_path):
     out = tmp_path / "b0.jsonl"
     runner.invoke(app, ["export", "demo", "--db", str(db), "--branch", "0", "--out", str(out)])
     assert len(out.read_text().splitlines()) == len(history)
+    r = runner.invoke(app, ["events", "demo", "--db", str(db), "--branch", "7"])
+    assert r.exit_code == 2 and "no branch 7" in r.output
