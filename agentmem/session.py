@@ -159,9 +159,9 @@ class MemorySession:
         thinker: answers summarize-by-thinking and policy requests; None means extractive folds only.
         model: model name used to pick the offline tokenizer.
         verify: how a re-sent history is compared with the branch it continues: "cached" (default: every
-            position; a message object passed again, with the same content object, is known unchanged, so a
-            round costs a C-speed identity pass; anything else is re-hashed), "full" (re-hash every message every
-            round; also catches in-place edits nested inside a message) or "ends" (first and last only, O(1)).
+            position; messages equal to those passed last time, with equal content, are known unchanged by two
+            C-speed list comparisons; anything else is parsed and re-hashed), "full" (re-hash every message every
+            round; also catches in-place edits nested deeper inside a message) or "ends" (first and last only).
             A history that differs, or stops short, continues on a new branch from the longest common prefix.
         background: run thinking folds planned at the soft watermark in a worker thread.
     """
@@ -799,18 +799,21 @@ def _content_of(message: Any) -> Any:
 
 
 def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any]) -> int:
-    """How many leading messages are the very objects (with the very content objects) passed last time.
+    """How many leading messages equal those passed last time, with equal content objects.
 
-    Two C-level passes, no copies: this is what keeps the per-round check flat at 10,000 rounds."""
+    Two C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
+    speed too): this is what keeps the per-round check flat at 10,000 rounds. The content pass catches an edit
+    made in place (same dict, new content), which the first comparison cannot see."""
     n = min(len(messages), len(sent))
-    if all(map(operator.is_, messages, sent)):
+    head = list(messages[:n])
+    if head == (sent if len(sent) == n else sent[:n]):
         try:
-            same = all(map(operator.is_, map(_CONTENT, messages), contents))
+            now = list(map(_CONTENT, head))
         except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
-            same = all(map(operator.is_, map(_content_of, messages), contents))
-        if same:
+            now = [_content_of(m) for m in head]
+        if now == (contents if len(contents) == n else contents[:n]):
             return n
-    for i, (m, old, content) in enumerate(zip(messages, sent, contents)):
-        if m is not old or _content_of(m) is not content:
+    for i in range(n):
+        if head[i] != sent[i] or _content_of(head[i]) != contents[i]:
             return i
-    return n  # pragma: no cover - the passes above said otherwise
+    return n  # pragma: no cover - the comparisons above said otherwise
