@@ -283,3 +283,16 @@ def test_many_sessions_many_coroutines(any_store, session_id):
         replies = {m["content"] for h in histories[3 * i:3 * i + 3] for m in h if m["role"] == "assistant"}
         assert replies <= stored and len(replies) == 9
         check_tree(any_store, memory.session_id)
+
+
+def test_langchain_message_objects_edited_in_place_are_seen(any_store, session_id):
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    s = MemorySession(any_store, session_id, policy=NoOpPolicy())
+    history = [SystemMessage(content="sys"), HumanMessage(content="my card is 4111"), AIMessage(content="ok"),
+               HumanMessage(content="next")]
+    s.prepare(history)
+    assert s.prepare(history) and s.branch == 0  # the same objects again: nothing to do
+    history[1].content = "my card is [redacted]"
+    view = s.prepare(history)
+    assert view[1]["content"] == "my card is [redacted]" and s.branch == 1
