@@ -16,6 +16,7 @@ from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
 from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
 from agentmem.primitives import (
@@ -56,11 +57,13 @@ class RoundStats:
     rejected: list[str] = field(default_factory=list)
     bookkeeping_ms: float = 0.0  # critical-path time spent by agentmem, thinker calls excluded
     thinker_ms: float = 0.0
+    budget: dict[str, Any] | None = None  # the budget guard's report: request tokens against the budget
 
     def as_dict(self) -> dict[str, Any]:
         return {"round": self.round, "raw_tokens": self.raw_tokens, "view_tokens": self.view_tokens,
                 "new_messages": self.new_messages, "actions": self.actions, "rejected": self.rejected,
-                "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3)}
+                "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3),
+                **({"budget": self.budget} if self.budget is not None else {})}
 
 
 @dataclass
@@ -102,7 +105,9 @@ class MemorySession:
         thinker_timeout_s: float | None = None,
         background: bool = False,
         verify: str = "ends",
+        budget_guard: BudgetGuardConfig | None = None,
     ):
+        self.budget_guard = budget_guard  # agentmem.budget_guard: the whole request within budget, every round
         if verify not in ("ends", "full"):
             raise ValueError(f"verify must be 'ends' or 'full', not {verify!r}")
         self.verify = verify
@@ -298,8 +303,12 @@ class MemorySession:
                               **{k: v for k, v in ev.meta.items() if k != "stubs"}})
 
     # --- drivers -----------------------------------------------------------------------------------------------
-    def prepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        """Ingest `messages`, let the policy act, and return the validated view to send to the model."""
+    def prepare(self, messages: Sequence[Any] | None = None, *, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        """Ingest `messages`, let the policy act, and return the validated view to send to the model.
+
+        `outside_tokens`: what the request carries beside the view (tool schemas, a separate system prompt); the
+        budget guard counts it.
+        """
         with self._lock:
             t0 = time.perf_counter()
             stats = self._begin(messages)
@@ -319,9 +328,10 @@ class MemorySession:
                     request = plan.send(result)
             except StopIteration:
                 pass
-            return self._finish(stats, t0)
+            return self._finish(stats, t0, outside_tokens)
 
-    async def aprepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    async def aprepare(self, messages: Sequence[Any] | None = None, *,
+                       outside_tokens: int = 0) -> list[dict[str, Any]]:
         """Async twin of prepare(): the same plan, with `await thinker.athink`."""
         with self._lock:
             t0 = time.perf_counter()
@@ -345,7 +355,7 @@ class MemorySession:
                     request = plan.send(result)
             except StopIteration:
                 pass
-            return self._finish(stats, t0)
+            return self._finish(stats, t0, outside_tokens)
 
     def _call_thinker_sync(self, request: ThinkRequest) -> ThinkResult | BaseException:
         try:
@@ -409,7 +419,10 @@ class MemorySession:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def _finish(self, stats: RoundStats, t0: float) -> list[dict[str, Any]]:
+    def _finish(self, stats: RoundStats, t0: float, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        if self.budget_guard is not None:  # after the policy: evictions through the one mutation path
+            for action in guard_actions(self.view, self.budget_guard, outside_tokens=outside_tokens):
+                list(self._apply(action, stats))  # an eviction never asks a thinker
         self._start_background(stats)
         self.view.validate(allow_open_tail=False)
         rendered = self.view.render()
@@ -417,6 +430,8 @@ class MemorySession:
         stats.view_tokens = self.view.tokens
         stats.bookkeeping_ms = (time.perf_counter() - t0) * 1000 - stats.thinker_ms
         self.last = stats
+        if self.budget_guard is not None:  # warns, or raises OverBudgetError before the model is called
+            stats.budget = check_budget(self.view, self.budget_guard, outside_tokens=outside_tokens)
         return rendered
 
     # --- archive access ----------------------------------------------------------------------------------------

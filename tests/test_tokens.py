@@ -42,7 +42,7 @@ def test_counting_works_with_the_network_disabled_and_no_cache_dir():
 @pytest.mark.parametrize(("model", "encoding"), [
     ("gpt-4o", "o200k_base"), ("openai/gpt-4o-mini", "o200k_base"), ("gpt-4.1", "o200k_base"),
     ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"), ("gpt-4", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
-    ("anthropic/claude-3-opus", "cl100k_base"), ("deepseek-chat", "cl100k_base"), (None, "cl100k_base"),
+    ("anthropic/claude-3-opus", "cl100k_base"), ("deepseek-chat", "cl100k_base"), ("qwen2.5-coder", "cl100k_base"), (None, "cl100k_base"),
     ("", "cl100k_base"),
 ])
 def test_encoding_for_model(model, encoding):

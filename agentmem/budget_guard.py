@@ -1,0 +1,86 @@
+"""The budget guard: after the policy, every round, the whole request (view + tool schemas + a system prompt sent
+outside the view) must fit the budget.
+
+A policy keeps its own watermarks and, by design, never touches the newest round; a single 2 MB tool output in
+that round would otherwise be sent whole. The guard decides ordinary `EvictAction`s (largest tool outputs first,
+the newest round included) that the session applies through the evict primitive, so the event log records them
+like any other action. What still does not fit after that is irreducible here (the system prompt, the task, tool
+schemas, assistant turns, blocks): `check_budget` then warns (`OverBudgetWarning`) or raises (`OverBudgetError`),
+as configured. Never a silent overshoot.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentmem.actions import EvictAction
+from agentmem.view import MessageItem, View
+
+__all__ = ["BudgetGuardConfig", "OverBudgetError", "OverBudgetWarning", "guard_actions", "check_budget"]
+
+
+class BudgetGuardConfig(BaseModel):
+    """The request budget and what to do when its irreducible part does not fit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    budget_tokens: int = Field(ge=1, description="Tokens the whole request may use: view, tool schemas, system.")
+    on_over_budget: Literal["warn", "raise"] = Field(
+        default="warn", description="warn: OverBudgetWarning and send; raise: OverBudgetError before sending.")
+    stub_tokens: int = Field(default=80, ge=1, description="Expected size of an evict stub (for planning).")
+
+
+class OverBudgetError(RuntimeError):
+    """The request exceeds the budget even with every tool output evicted (on_over_budget="raise").
+
+    Raised before the model is called; the evictions already made are recorded and nothing stored is lost.
+    """
+
+    def __init__(self, report: dict[str, Any]):
+        self.report = report
+        super().__init__(_explain(report))
+
+
+class OverBudgetWarning(UserWarning):
+    """The request exceeds the budget even with every tool output evicted (on_over_budget="warn")."""
+
+
+def _explain(report: dict[str, Any]) -> str:
+    return (f"request is {report['request_tokens']} tokens against a budget of {report['budget_tokens']} "
+            f"(view {report['view_tokens']}, tool schemas and system prompt {report['outside_tokens']}); every tool "
+            "output is already a stub, the rest (system prompt, task, tool schemas, assistant turns, blocks) cannot "
+            "be evicted: raise budget_tokens, shorten the prompt or tools, or fold more (lower low_ratio)")
+
+
+def guard_actions(view: View, config: BudgetGuardConfig, *, outside_tokens: int = 0) -> list[EvictAction]:
+    """Evictions that bring view + outside tokens within the budget: tool outputs, largest first (any round)."""
+    projected = view.tokens + outside_tokens
+    if projected <= config.budget_tokens:
+        return []
+    candidates = [it for it in view.items if isinstance(it, MessageItem) and it.message.role == "tool"
+                  and it.tokens > config.stub_tokens]
+    candidates.sort(key=lambda it: (-it.tokens, it.pos))
+    chosen: list[str] = []
+    for it in candidates:
+        if projected <= config.budget_tokens:
+            break
+        chosen.append(it.key)
+        projected -= it.tokens - config.stub_tokens
+    if not chosen:
+        return []
+    return [EvictAction(ids=tuple(chosen), reason="budget guard: request over budget")]
+
+
+def check_budget(view: View, config: BudgetGuardConfig, *, outside_tokens: int = 0) -> dict[str, Any]:
+    """The request's size against the budget; warns or raises (per config) when it does not fit."""
+    request = view.tokens + outside_tokens
+    report = {"budget_tokens": config.budget_tokens, "request_tokens": request, "view_tokens": view.tokens,
+              "outside_tokens": outside_tokens, "over_by": max(0, request - config.budget_tokens)}
+    if report["over_by"]:
+        if config.on_over_budget == "raise":
+            raise OverBudgetError(report)
+        warnings.warn(_explain(report), OverBudgetWarning, stacklevel=4)
+    return report
