@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentmem.actions import EvictAction
 from agentmem.view import MessageItem, View
 
+RECALL_TOOL_NAME = "recall_memory"  # the same name agentmem.session defines (imported there from here would cycle)
+
 __all__ = ["BudgetGuardConfig", "OverBudgetError", "OverBudgetWarning", "guard_actions", "check_budget"]
 
 
@@ -56,22 +58,49 @@ def _explain(report: dict[str, Any]) -> str:
 
 
 def guard_actions(view: View, config: BudgetGuardConfig, *, outside_tokens: int = 0) -> list[EvictAction]:
-    """Evictions that bring view + outside tokens within the budget: tool outputs, largest first (any round)."""
+    """Evictions that bring view + outside tokens within the budget.
+
+    Tool outputs of older rounds go first, then those of the newest round; largest first within each. The newest
+    round's `recall_memory` answer stays: the agent just asked for it (its size is bounded by the recall budget).
+    """
     projected = view.tokens + outside_tokens
     if projected <= config.budget_tokens:
         return []
-    candidates = [it for it in view.items if isinstance(it, MessageItem) and it.message.role == "tool"
-                  and it.tokens > config.stub_tokens]
-    candidates.sort(key=lambda it: (-it.tokens, it.pos))
+    newest = _newest_round_start(view)
+    candidates = []
+    for i, it in enumerate(view.items):
+        if not (isinstance(it, MessageItem) and it.message.role == "tool" and it.tokens > config.stub_tokens):
+            continue
+        in_newest = i >= newest
+        if in_newest and _tool_name(view, newest, it) == RECALL_TOOL_NAME:
+            continue
+        candidates.append((in_newest, -it.tokens, it.pos, it.key, it.tokens))
     chosen: list[str] = []
-    for it in candidates:
+    for _, _, _, key, tokens in sorted(candidates):
         if projected <= config.budget_tokens:
             break
-        chosen.append(it.key)
-        projected -= it.tokens - config.stub_tokens
+        chosen.append(key)
+        projected -= tokens - config.stub_tokens
     if not chosen:
         return []
     return [EvictAction(ids=tuple(chosen), reason="budget guard: request over budget")]
+
+
+def _newest_round_start(view: View) -> int:
+    """Index of the newest assistant turn (its tool results follow it); len(items) when there is none."""
+    for i in range(len(view.items) - 1, -1, -1):
+        msg = getattr(view.items[i], "message", None)
+        if msg is not None and msg.role == "assistant":
+            return i
+    return len(view.items)
+
+
+def _tool_name(view: View, newest: int, item: MessageItem) -> str | None:
+    call = getattr(view.items[newest], "message", None) if newest < len(view.items) else None
+    for tc in getattr(call, "tool_calls", ()):
+        if tc.id == item.message.tool_call_id:
+            return tc.name
+    return item.message.name
 
 
 def check_budget(view: View, config: BudgetGuardConfig, *, outside_tokens: int = 0) -> dict[str, Any]:
