@@ -205,7 +205,7 @@ class AgentMemory:
                    **kwargs: Any) -> Any:
         """Managed litellm.completion: same arguments, same response."""
         tools = self._tools(tools)
-        view = self.session.prepare(messages, outside_tokens=self._outside_tokens(messages, tools))
+        view = self.session.prepare(messages, outside_tokens=self._outside_tokens(model, messages, tools))
         call = self._completion or _litellm_completion()
         if tools is not None:
             kwargs["tools"] = tools
@@ -218,7 +218,7 @@ class AgentMemory:
                           **kwargs: Any) -> Any:
         """Async twin of completion(); shares the same planning code."""
         tools = self._tools(tools)
-        view = await self.session.aprepare(messages, outside_tokens=self._outside_tokens(messages, tools))
+        view = await self.session.aprepare(messages, outside_tokens=self._outside_tokens(model, messages, tools))
         call = self._acompletion or _litellm_acompletion()
         if tools is not None:
             kwargs["tools"] = tools
@@ -227,9 +227,17 @@ class AgentMemory:
             self._record(response)
         return response
 
-    def _outside_tokens(self, messages: Sequence[Any], tools: Sequence[Any] | None) -> int:
-        """Checks the history is not empty; the tokens of the tool schemas (they count toward the budget)."""
+    def _outside_tokens(self, model: str | None, messages: Sequence[Any], tools: Sequence[Any] | None) -> int:
+        """Checks the history is not empty; the tokens of the tool schemas (they count toward the budget).
+
+        A new session without `model=` counts with the tokenizer of the model its first call names.
+        """
         require_messages(messages)
+        if self._model_for_tokens is None and model and self.session.message_count == 0:
+            from agentmem.tokens import TokenCounter
+
+            self._model_for_tokens = model
+            self.session.counter = TokenCounter(model)
         outside = self.session.counter.tools(tools)
         fit_view_budget(self.session, self.policy, outside)
         return outside

@@ -45,6 +45,7 @@ class ScriptedReader(BaseChatModel):
     It counts its own turns: the view it is given no longer shows the early ones once they are folded. To recall,
     it does what a block tells the model: `recall_memory(ids=["blk-N"])` with the first block's id."""
 
+    pages: int = PAGES
     _turns: int = PrivateAttr(default=0)
 
     @property
@@ -61,7 +62,7 @@ class ScriptedReader(BaseChatModel):
         if recalls:
             found = "INV-1000" in recalls[-1].content
             msg = AIMessage(content=f"Page 0's invoice is {'INV-1000' if found else 'unknown'}.")
-        elif turn < PAGES:
+        elif turn < self.pages:
             msg = AIMessage(content="", tool_calls=[{"id": f"p{turn}", "name": "read_page", "args": {"page": turn}}])
         else:
             block = re.search(r"block (blk-\d+) covers", "\n".join(str(m.content) for m in messages))

@@ -320,4 +320,15 @@ def test_messages_as_users_send_them(tmp_path):
     with pytest.raises(InvalidMessageError, match=r"index 2.*c1.*not valid JSON"):
         memory.completion(model="gpt-4o", messages=history + [bad_reply["choices"][0]["message"],
                                                               {"role": "tool", "tool_call_id": "c1", "content": "?"}])
-    assert memory.last_round["tokenizer"] == "cl100k_base"
+    assert memory.last_round["tokenizer"] == "o200k_base"  # the first call's model names the tokenizer
+
+
+def test_a_leading_developer_message_stays_first_through_folds(tmp_path):
+    client = ScriptedCompletion(lambda m, t: make_response("ok"))
+    memory = AgentMemory(client, store=tmp_path / "m.db", budget_tokens=3000)
+    history = synthetic_history(40, output_chars=600)
+    history[0] = {"role": "developer", "content": "You are an agent that uses tools."}
+    memory.completion(model="gpt-4o", messages=history)
+    sent = client.calls[-1]["messages"]
+    assert memory.last_round["actions"] and sent[0] == history[0] and sent[1] == history[1]
+    assert any("fold block" in str(m["content"]) for m in sent[2:])
