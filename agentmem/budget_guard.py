@@ -111,5 +111,8 @@ def check_budget(view: View, config: BudgetGuardConfig, *, outside_tokens: int =
     if report["over_by"]:
         if config.on_over_budget == "raise":
             raise OverBudgetError(report)
-        warnings.warn(_explain(report), OverBudgetWarning, stacklevel=4)
+        # no per-round figures in the text: Python's warning filter then shows it once, not every round
+        warnings.warn(f"the request exceeds the budget of {config.budget_tokens} tokens with every tool output "
+                      "evicted (system prompt, task, tool schemas, assistant turns and blocks remain); the figures "
+                      "are in last_round['budget']", OverBudgetWarning, stacklevel=4)
     return report

@@ -144,6 +144,14 @@ class TokenCounter:
             return len(_hf_tokenizer(self._hf_kind).encode(text, add_special_tokens=False).ids)
         return len(_encoding(self.encoding_name).encode(text, disallowed_special=()))
 
+    def cut(self, text: str, n: int) -> str:
+        """The longest prefix of `text` of at most `n` tokens (by this counter's tokenizer)."""
+        if self._hf_kind is not None:
+            tk = _hf_tokenizer(self._hf_kind)
+            return tk.decode(tk.encode(text, add_special_tokens=False).ids[: max(0, n)])
+        enc = _encoding(self.encoding_name)
+        return enc.decode(enc.encode(text, disallowed_special=())[: max(0, n)])
+
     def _part(self, part: Mapping[str, Any]) -> int:
         if isinstance(part.get("text"), str):
             return self.text(part["text"])

@@ -42,7 +42,7 @@ def test_outside_tokens_count_and_the_report_warns_or_raises():
     view = _view(_round(0, "read", 50))
     cfg = BudgetGuardConfig(budget_tokens=view.tokens + 10)
     assert check_budget(view, cfg)["over_by"] == 0
-    with pytest.warns(OverBudgetWarning, match="tool schemas and system prompt 100"):
+    with pytest.warns(OverBudgetWarning, match="exceeds the budget"):
         report = check_budget(view, cfg, outside_tokens=100)
     assert report["over_by"] == 90 and report["request_tokens"] == view.tokens + 100
     with pytest.raises(OverBudgetError) as err:

@@ -102,6 +102,9 @@ def test_tokenizer_per_model_is_litellms_bundled_one_or_a_named_fallback():
     llama = TokenCounter("llama-3-70b")  # litellm would download this one: counted with cl100k, and said so
     assert llama.fallback and llama.tokenizer.startswith("cl100k_base (fallback") and "llama-3-70b" in llama.tokenizer
     assert TokenCounter("gpt-4o").tokenizer == "o200k_base" and TokenCounter(None).tokenizer == "cl100k_base"
+    text = "Reconcile invoice inv_0042 — total $1,234.56 " * 20
+    for c in (deepseek, TokenCounter("gpt-4o")):
+        assert c.text(c.cut(text, 17)) <= 17 and c.cut(text, 10_000) == text
 
 
 def test_tool_schemas_and_images_count_as_the_provider_charges_them():

@@ -265,7 +265,7 @@ def test_an_irreducible_overshoot_warns_or_raises_by_choice(tmp_path):
     model = scripted(lambda msgs, i: AIMessage(content="ok"))
     mw = AgentMemoryMiddleware(budget_tokens=4000, store=tmp_path / "w.db")
     agent = create_agent(model, [read_page], system_prompt=huge_system, middleware=[mw])
-    with pytest.warns(OverBudgetWarning, match="against a budget of 4000"):
+    with pytest.warns(OverBudgetWarning, match="budget of 4000 tokens"):
         agent.invoke({"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": "w"}})
     assert len(model.calls) == 1 and mw.last_round["budget"]["over_by"] > 0
     strict = AgentMemoryMiddleware(budget_tokens=4000, store=tmp_path / "r.db", on_over_budget="raise")
