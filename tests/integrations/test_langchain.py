@@ -146,24 +146,26 @@ def test_stream_and_astream_carry_no_memory_work(tmp_path):
         assert len(streamed_ai) == len(model.calls)  # exactly the agent's own model calls, nothing else
 
 
-def test_one_session_per_thread_and_a_checkpointed_thread_continues(tmp_path):
-    mw = AgentMemoryMiddleware(budget_tokens=3000, store=tmp_path / "lc.db")
+def test_one_session_per_thread_and_a_checkpointed_thread_continues(any_store, session_id):
+    """SQLite file and PostgreSQL: threads are kept apart, a checkpointed thread resumes, also after a restart."""
+    prefix = session_id + "-"  # unique per run: the PostgreSQL database is shared between runs
+    mw = AgentMemoryMiddleware(budget_tokens=3000, store=any_store, session_prefix=prefix)
     model = scripted(lambda msgs, i: AIMessage(content=f"answer {i}"))
     agent = _agent(model, mw)
     a, b = ({"configurable": {"thread_id": t}} for t in ("a", "b"))
     agent.invoke({"messages": [HumanMessage("first in a")]}, a)
     agent.invoke({"messages": [HumanMessage("first in b")]}, b)
     agent.invoke({"messages": [HumanMessage("second in a")]}, a)  # the checkpoint brings a's history back
-    assert mw.session(a).session_id == "lc-a" and mw.session(b).session_id == "lc-b"
-    assert [m.content for m in (s.message for s in mw.store.load_messages("lc-a"))] == [
+    assert mw.session(a).session_id == prefix + "a" and mw.session(b).session_id == prefix + "b"
+    assert [m.content for m in (s.message for s in any_store.load_messages(prefix + "a"))] == [
         "first in a", "answer 0", "second in a", "answer 2"]
-    assert mw.store.message_count("lc-b") == 2
+    assert any_store.message_count(prefix + "b") == 2
     # a new middleware over the same store resumes the thread from the store (a process restart)
-    mw2 = AgentMemoryMiddleware(budget_tokens=3000, store=mw.store)
+    mw2 = AgentMemoryMiddleware(budget_tokens=3000, store=any_store, session_prefix=prefix)
     agent2 = create_agent(model, [read_page], system_prompt=SYSTEM, middleware=[mw2],
                           checkpointer=agent.checkpointer)
     agent2.invoke({"messages": [HumanMessage("third in a")]}, a)
-    assert mw2.store.message_count("lc-a") == 6 and mw2.session(a).session_id == "lc-a"
+    assert any_store.message_count(prefix + "a") == 6 and mw2.session(a).session_id == prefix + "a"
 
 
 def test_composes_with_langchains_own_middleware(tmp_path):
