@@ -166,6 +166,7 @@ def test_one_session_per_thread_and_a_checkpointed_thread_continues(any_store, s
                           checkpointer=agent.checkpointer)
     agent2.invoke({"messages": [HumanMessage("third in a")]}, a)
     assert any_store.message_count(prefix + "a") == 6 and mw2.session(a).session_id == prefix + "a"
+    assert model.calls[-1]["messages"][-1].content == "third in a"  # the newest user message reaches the model
 
 
 def test_composes_with_langchains_own_middleware(tmp_path):
