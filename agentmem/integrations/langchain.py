@@ -14,7 +14,8 @@ shows up in `stream()` / `astream()` output (langchainjs#9455: a summarizer's to
 Per model call: the state's messages go to the thread's agentmem session (stored losslessly, O(1) for the part
 already stored); the policy acts; the budget guard makes view + system prompt + tool schemas fit `budget_tokens`
 (oversized outputs of the newest round become stubs); the view is validated (a tool result is never separated
-from its call: the orphan ToolMessages of langchain#38352 cannot happen) and sent; the reply is stored as returned.
+from its call: the orphan ToolMessages of langchain#38352 cannot happen) and sent; a final reply is stored as returned,
+a reply with tool calls at the next call, from the state (a human-in-the-loop edit may change its calls first).
 Messages the view keeps unchanged are the state's own objects, so their ids, `additional_kwargs` and content blocks
 (`cache_control`, images) reach the model unchanged.
 
@@ -163,12 +164,17 @@ class AgentMemoryMiddleware(AgentMiddleware):
         return out
 
     def _record(self, session: MemorySession, response: Any) -> None:
-        """Store the model's reply as returned (malformed tool-call arguments too: it was paid for)."""
+        """Store a final reply as returned (malformed tool-call arguments too: it was paid for).
+
+        A reply with tool calls is stored at the next model call, from the state: a human-in-the-loop middleware
+        may still edit its calls before they run, and the store keeps what the agent actually did.
+        """
         result = getattr(response, "model_response", response)  # ExtendedModelResponse wraps a ModelResponse
         messages = result.result if hasattr(result, "result") else [result]
         reply = next((m for m in messages if isinstance(m, AIMessage)), None)
         if reply is not None:
             if not reply.id:  # the state gets the same id the store keeps
                 reply.id = f"lc-{uuid.uuid4().hex}"
-            session.record_response(parse_message(reply, index=session.message_count, reply=True))
+            if not reply.tool_calls:
+                session.record_response(parse_message(reply, index=session.message_count, reply=True))
         self.last_round = round_report(session)

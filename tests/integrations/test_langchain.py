@@ -315,3 +315,29 @@ def test_provider_blocks_and_images_reach_the_model_unchanged_and_malformed_repl
     assert bad.tool_calls[0].arguments == '{"page": 1' and bad.malformed_arguments == ("bad1",)
     # the image counts as an image, not as 400K characters of base64: no eviction, no fold
     assert mw.store.load_events("lc-p") == []
+
+
+def test_human_in_the_loop_edit_composes_and_the_store_follows_the_state(tmp_path):
+    from langchain.agents.middleware import HumanInTheLoopMiddleware
+    from langgraph.types import Command
+
+    def script(messages, i):
+        if i == 0:
+            return AIMessage(content="", tool_calls=[{"id": "c0", "name": "read_page", "args": {"page": 7}}])
+        return AIMessage(content="done")
+
+    mw = AgentMemoryMiddleware(budget_tokens=4000, store=tmp_path / "h.db")
+    model = scripted(script)
+    agent = _agent(model, mw, HumanInTheLoopMiddleware(interrupt_on={"read_page": True}))
+    config = {"configurable": {"thread_id": "h"}}
+    agent.invoke({"messages": [HumanMessage("Read page 7.")]}, config)
+    assert agent.get_state(config).interrupts, "the reviewer is asked first"
+    result = agent.invoke(Command(resume={"decisions": [{"type": "edit", "edited_action": {
+        "name": "read_page", "args": {"page": 3}}}]}), config)
+    assert result["messages"][-1].content == "done" and len(model.calls) == 2
+    stored = [s.message for s in mw.store.load_messages("lc-h")]
+    # the store keeps the call as the state has it (langchain 1.5 keeps the model's call and notes the edit in the
+    # result; earlier versions replaced the call in the state), and the result of the edited call that ran
+    assert json.loads(stored[1].tool_calls[0].arguments) == result["messages"][1].tool_calls[0]["args"]
+    assert "SECRET-0003" in str(stored[2].content) and stored[-1].content == "done"
+    assert len(stored) == len(result["messages"])
