@@ -133,7 +133,7 @@ class AgentMemory:
         thinker: a Thinker, a spec ("extractive", "local", "smollm2", a litellm model) or None.
         model: model name for token counting when it differs from the `model=` passed per call.
         recall_tool: add the `recall_memory` tool to every call's tools.
-        verify: "ends" (default, O(1)) or "full" (every re-sent message is compared with the store).
+        verify: "cached" (default), "full" or "ends": how re-sent histories are compared (see MemorySession).
         background: run thinking folds in a worker once the view passes the policy's soft watermark; the agent
             waits only when the hard budget would otherwise be exceeded.
         on_over_budget: "warn" (OverBudgetWarning) or "raise" (OverBudgetError, before the model is called) when
@@ -158,7 +158,7 @@ class AgentMemory:
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
         background: bool = False,
-        verify: str = "ends",
+        verify: str = "cached",
         on_over_budget: str = "warn",
         **policy_config: Any,
     ):

@@ -1,6 +1,8 @@
 """The working view: what the model sees, as a pure replay of (messages, events).
 
 Items are originals (by id), blocks (fold / summarize output), stubs (what evict leaves) and recalled snippets.
+A session may have several branches (see agentmem.store); a view is always the replay of one branch's events over
+that branch's messages.
 The view changes only through `apply_event`, used both live (by the primitives) and by `build_view` on replay, so
 the same log always gives the same view. Events carry everything needed to replay them (block text, stub text),
 which keeps replay free of any model call or heuristic that could drift between versions.
@@ -35,7 +37,7 @@ __all__ = [
     "RECALL_HEADER",
 ]
 
-EventKind = Literal["fold", "summarize", "evict", "recall", "unrecall"]
+EventKind = Literal["fold", "summarize", "evict", "recall", "unrecall", "fork"]
 
 # Every synthetic item starts with a recognisable header, so agents (and tests) can tell memory from history.
 BLOCK_HEADER = "[agentmem"
@@ -313,6 +315,8 @@ def apply_event(view: View, event: Event, counter: TokenCounter) -> View:
             raise EventError("cannot recall between an assistant tool call and its results")
         new.items.append(item)
         new.tokens += item.tokens
+    elif event.kind == "fork":
+        pass  # the first event of a branch: records where it left its parent; the view is unchanged
     elif event.kind == "unrecall":
         drop = set(event.covers)
         kept = []

@@ -210,10 +210,13 @@ def test_bad_history_through_agent_memory_changes_nothing(tmp_path):
     for tail in bad_tails:
         with pytest.raises(InvalidMessageError, match="index 3"):
             memory.completion(model="gpt-4o", messages=history + tail)
-    with pytest.raises(InvalidMessageError, match="differs"):
-        memory.completion(model="gpt-4o", messages=history[:2] + [{"role": "assistant", "content": "edited"}])
     assert _rows(memory.store, memory.session_id) == before
     assert len(client.calls) == 1  # the model was never called with a bad history
+    # an edited history is not bad input: it continues on a branch, and nothing stored changes
+    memory.completion(model="gpt-4o", messages=history[:2] + [{"role": "assistant", "content": "edited"},
+                                                              {"role": "user", "content": "again"}])
+    assert memory.session.branch == 1 and len(client.calls) == 2
+    assert _rows(memory.store, memory.session_id)[0][:len(before[0])] == before[0]
 
 
 def test_async_acompletion_path(tmp_path):

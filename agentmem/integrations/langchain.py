@@ -22,8 +22,8 @@ Messages the view keeps unchanged are the state's own objects, so their ids, `ad
 Order with other middleware (first in the list = outermost): put AgentMemoryMiddleware first, so it sees the state's
 real history and the middleware after it (ContextEditingMiddleware, ModelRetryMiddleware, ModelCallLimitMiddleware,
 dynamic prompts, …) sees the managed view. Middleware that rewrites the state itself (SummarizationMiddleware)
-works too: a history that no longer extends what the session stored gets its own session (see ThreadSessions),
-but two context managers on one agent rarely make sense.
+works too: a history that no longer extends what the session stored continues on a branch of the session (see
+ThreadSessions), but two context managers on one agent rarely make sense.
 """
 
 from __future__ import annotations

@@ -36,21 +36,12 @@ def thread_id_of(config: Mapping[str, Any] | None) -> str:
     return str(configurable.get("thread_id") or "default")
 
 
-def _first_key(messages: Sequence[Any]) -> str:
-    """A stable key of a history's first message: its id, or a hash of its content."""
-    first = messages[0]
-    mid = first.get("id") if isinstance(first, Mapping) else getattr(first, "id", None)
-    if isinstance(mid, str) and mid:
-        return mid
-    return "h" + parse_message(first).fingerprint()[:16]
-
-
 class ThreadSessions:
     """One agentmem session per LangGraph thread, created on first use and resumed from the store afterwards.
 
-    A thread whose state was rewritten from the start by something else (another middleware replacing the
-    messages, a user editing the state) no longer extends what its session stored; that history gets its own
-    session, `<prefix><thread_id>~<first message id>`, and the earlier session stays intact in the store.
+    A thread whose state was rewritten by something else (another middleware replacing the messages, a time-travel
+    fork from an old checkpoint, a user editing the state) no longer extends what its session stored; the session
+    then continues on a branch from the longest common prefix, and what was stored before stays intact.
     """
 
     def __init__(self, *, policy: Any, budget_tokens: int | None, store: Store | str | os.PathLike[str] | None,
@@ -68,8 +59,6 @@ class ThreadSessions:
         self.background = background
         self._options = dict(session_options)
         self._sessions: dict[str, MemorySession] = {}
-        self._first: dict[str, str | None] = {}
-        self._current: dict[str, str] = {}  # thread → the session its latest history went to
         self._lock = threading.Lock()
 
     def _open(self, sid: str) -> MemorySession:
@@ -81,30 +70,18 @@ class ThreadSessions:
             policy = build_policy(spec, thinker=self.thinker, budget_tokens=budget, **extra)
             session = MemorySession(self.store, sid, policy=policy, thinker=self.thinker, model=self.model,
                                     background=self.background, budget_guard=self.guard, **self._options)
-            first = self.store.get_by_seqs(sid, [1])
-            self._first[sid] = first[0].message.id if first else None
             self._sessions[sid] = session
         return session
 
     def for_history(self, config: Mapping[str, Any] | None, messages: Sequence[Any]) -> MemorySession:
-        """The session that `messages` (a thread's whole history) extends; checks the history is not empty."""
+        """The thread's session, for a call on `messages`: checks the history is not empty first."""
         require_messages(messages)
-        base = self.session_prefix + thread_id_of(config)
-        key = _first_key(messages)
-        with self._lock:
-            session = self._open(base)
-            if self._first[base] not in (None, key):
-                session = self._open(f"{base}~{key}"[:200])
-            if self._first[session.session_id] is None:
-                self._first[session.session_id] = key
-            self._current[base] = session.session_id
-            return session
+        return self.for_thread(config)
 
     def for_thread(self, config: Mapping[str, Any] | None) -> MemorySession:
-        """The session the thread's latest history went to (created when the thread is new)."""
-        base = self.session_prefix + thread_id_of(config)
+        """The agentmem session of a LangGraph thread (created, or resumed from the store, on first use)."""
         with self._lock:
-            return self._open(self._current.get(base, base))
+            return self._open(self.session_prefix + thread_id_of(config))
 
     def recall_tool(self) -> Any:
         """A LangChain tool `recall_memory(ids, query)` answering from the calling thread's archive."""

@@ -169,9 +169,6 @@ def test_concurrent_coroutines_on_many_sessions_overlap_their_thinker_waits(tmp_
         assert hook.session({"configurable": {"thread_id": f"t{i}"}}).view.tokens <= 4000
 
 
-@pytest.mark.xfail(strict=True, reason="the session's threading.RLock is re-entered by a second coroutine on the same "
-                   "event-loop thread; the per-session asyncio-safe lock is the session-tree worker's part of issue 11 "
-                   "item 2 (remove this marker when it lands)")
 def test_concurrent_coroutines_on_one_session_fold_once(tmp_path):
     """Two coroutines on one session: one thinker call, no fold rejected (needs the session's asyncio-safe lock)."""
     import asyncio
