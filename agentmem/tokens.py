@@ -136,6 +136,7 @@ class TokenCounter:
         else:
             self.tokenizer = self.encoding_name
         self.fallback = "fallback" in self.tokenizer
+        self._tool_tokens: dict[int, tuple[Any, int]] = {}  # id → (the tool, its tokens): a schema per call is slow
 
     def text(self, text: str) -> int:
         if not text:
@@ -190,5 +191,15 @@ class TokenCounter:
         """Tokens the tool definitions of a request cost: each schema's JSON plus a small per-tool overhead."""
         if not tools:
             return 0
-        return sum(self.text(json.dumps(tool_schema(t), ensure_ascii=False, sort_keys=True)) + TOOL_OVERHEAD
-                   for t in tools)
+        total = 0
+        for t in tools:
+            known = self._tool_tokens.get(id(t))
+            if known is not None and known[0] is t and not isinstance(t, Mapping):  # dicts may change in place
+                total += known[1]
+                continue
+            n = self.text(json.dumps(tool_schema(t), ensure_ascii=False, sort_keys=True)) + TOOL_OVERHEAD
+            if len(self._tool_tokens) > 1024:
+                self._tool_tokens.clear()
+            self._tool_tokens[id(t)] = (t, n)
+            total += n
+        return total

@@ -104,6 +104,7 @@ class AgentMemoryMiddleware(AgentMiddleware):
         self.store = self.sessions.store
         self.tools = [self.sessions.recall_tool()] if recall_tool else []
         self.last_round: dict[str, Any] = {}
+        self._system_tokens: dict[tuple[str, int], tuple[Any, int]] = {}
 
     # --- the two hooks --------------------------------------------------------------------------------------
     def wrap_model_call(self, request: ModelRequest,
@@ -138,8 +139,14 @@ class AgentMemoryMiddleware(AgentMiddleware):
                 session.counter = TokenCounter(name)
         counter = session.counter
         outside = counter.tools(request.tools)
-        if request.system_message is not None:
-            outside += counter.message(parse_message(request.system_message))
+        system = request.system_message
+        if system is not None:
+            key = (counter.tokenizer, id(system))
+            known = self._system_tokens.get(key)
+            if known is None or known[0] is not system:  # create_agent passes the same object every call
+                known = (system, counter.message(parse_message(system)))
+                self._system_tokens = {key: known}
+            outside += known[1]
         fit_view_budget(session, self.sessions.policy, outside)
         return session, outside
 
