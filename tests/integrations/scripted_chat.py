@@ -46,3 +46,15 @@ def scripted(script: Callable[[list[BaseMessage], int], AIMessage], **kwargs: An
     model = ScriptedChatModel(script=script, **kwargs)
     model.calls = []
     return model
+
+
+def call_then_answer(name: str, args: dict[str, Any], answer: str, *, call_id: str = "c0"
+                     ) -> Callable[[list[BaseMessage], int], AIMessage]:
+    """A script: the first reply calls one tool, every later reply is `answer`."""
+
+    def script(messages: list[BaseMessage], i: int) -> AIMessage:
+        if i == 0:
+            return AIMessage(content="", tool_calls=[{"id": call_id, "name": name, "args": args}])
+        return AIMessage(content=answer)
+
+    return script

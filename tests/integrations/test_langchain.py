@@ -21,7 +21,7 @@ from langchain.agents.middleware import (  # noqa: E402
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage  # noqa: E402
 from langchain_core.tools import tool  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
-from scripted_chat import scripted  # noqa: E402
+from scripted_chat import call_then_answer, scripted  # noqa: E402
 
 from agentmem import validate_history  # noqa: E402
 from agentmem.budget_guard import OverBudgetError, OverBudgetWarning  # noqa: E402
@@ -245,13 +245,8 @@ def dump(part: int) -> str:
 
 
 def test_a_2mb_output_in_the_newest_round_is_a_stub_before_sending(tmp_path):
-    def script(messages, i):
-        if i == 0:
-            return AIMessage(content="", tool_calls=[{"id": "d0", "name": "dump", "args": {"part": 0}}])
-        return AIMessage(content="ok")
-
     mw = AgentMemoryMiddleware(budget_tokens=4000, store=tmp_path / "lc.db")
-    model = scripted(script)
+    model = scripted(call_then_answer("dump", {"part": 0}, "ok", call_id="d0"))
     agent = create_agent(model, [dump], system_prompt=SYSTEM, middleware=[mw])
     result = agent.invoke({"messages": [HumanMessage("Dump the log.")]}, {"configurable": {"thread_id": "big"}})
     assert len(result["messages"][2].content) >= 2_000_000  # the state keeps the output whole
@@ -321,13 +316,8 @@ def test_human_in_the_loop_edit_composes_and_the_store_follows_the_state(tmp_pat
     from langchain.agents.middleware import HumanInTheLoopMiddleware
     from langgraph.types import Command
 
-    def script(messages, i):
-        if i == 0:
-            return AIMessage(content="", tool_calls=[{"id": "c0", "name": "read_page", "args": {"page": 7}}])
-        return AIMessage(content="done")
-
     mw = AgentMemoryMiddleware(budget_tokens=4000, store=tmp_path / "h.db")
-    model = scripted(script)
+    model = scripted(call_then_answer("read_page", {"page": 7}, "done"))
     agent = _agent(model, mw, HumanInTheLoopMiddleware(interrupt_on={"read_page": True}))
     config = {"configurable": {"thread_id": "h"}}
     agent.invoke({"messages": [HumanMessage("Read page 7.")]}, config)
