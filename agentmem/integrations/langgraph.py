@@ -115,6 +115,8 @@ class MemoryHook(Runnable):
         session_prefix: agentmem session id = prefix + thread_id.
         output_key: "llm_input_messages" (default; state keeps the full history) — the documented contract of
             create_react_agent's pre_model_hook.
+        tools, prompt: the tools and the system prompt given to the agent: a pre_model_hook does not see them, and
+            their tokens count toward `budget_tokens`.
     """
 
     def __init__(
@@ -129,12 +131,16 @@ class MemoryHook(Runnable):
         output_key: str = "llm_input_messages",
         background: bool = False,
         on_over_budget: str = "warn",
+        tools: Sequence[Any] | None = None,
+        prompt: str | None = None,
         fold_config: FoldConfig | None = None,
         summarize_config: SummarizeConfig | None = None,
         evict_config: EvictConfig | None = None,
         recall_config: RecallConfig | None = None,
         **policy_config: Any,
     ):
+        self.tools = list(tools or [])
+        self.prompt = prompt
         self.sessions = ThreadSessions(
             policy=policy, budget_tokens=budget_tokens, store=store, thinker=thinker, model=model,
             session_prefix=session_prefix, background=background, on_over_budget=on_over_budget,
@@ -156,14 +162,26 @@ class MemoryHook(Runnable):
             raise ValueError("state has no 'messages'")
         return list(msgs)
 
+    def _outside_tokens(self, session: MemorySession) -> int:
+        """Tokens of the agent's tool schemas and system prompt (sent beside the view)."""
+        from agentmem.memory import fit_view_budget
+
+        outside = session.counter.tools(self.tools)
+        if self.prompt:
+            outside += session.counter.message({"role": "system", "content": self.prompt})
+        fit_view_budget(session, self.sessions.policy, outside)
+        return outside
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
         messages = self._messages(input)
-        view = self.sessions.for_history(config, messages).prepare(messages)
+        session = self.sessions.for_history(config, messages)
+        view = session.prepare(messages, outside_tokens=self._outside_tokens(session))
         return {self.output_key: [to_langchain(parse_message(d)) for d in view]}
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
         messages = self._messages(input)
-        view = await self.sessions.for_history(config, messages).aprepare(messages)
+        session = self.sessions.for_history(config, messages)
+        view = await session.aprepare(messages, outside_tokens=self._outside_tokens(session))
         return {self.output_key: [to_langchain(parse_message(d)) for d in view]}
 
     def __call__(self, state: Any, config: RunnableConfig | None = None) -> dict[str, Any]:

@@ -87,6 +87,27 @@ def test_react_graph_gets_bounded_valid_views_and_full_history_stays_in_state(tm
     assert "found=True" in result["messages"][-1].content
 
 
+def test_tools_and_prompt_given_to_the_hook_count_toward_the_budget(tmp_path):
+    prompt = "You read pages. " * 200
+    plain = MemoryHook(policy="budget", budget_tokens=4000, store=tmp_path / "a.db", keep_recent_rounds=2)
+    counted = MemoryHook(policy="budget", budget_tokens=4000, store=tmp_path / "b.db", keep_recent_rounds=2,
+                         tools=[read_page], prompt=prompt)
+    counter = TokenCounter()
+    history = [{"role": "user", "content": "Read all pages."}]
+    for i in range(12):
+        history += [{"role": "assistant", "content": "", "tool_calls": [
+            {"id": f"c{i}", "type": "function", "function": {"name": "read_page", "arguments": f'{{"page": {i}}}'}}]},
+            {"role": "tool", "tool_call_id": f"c{i}", "content": read_page.invoke({"page": i})}]
+    config = {"configurable": {"thread_id": "t"}}
+    plain.invoke({"messages": history}, config)
+    view = counted.invoke({"messages": history}, config)["llm_input_messages"]
+    outside = counter.tools([read_page]) + counter.message({"role": "system", "content": prompt})
+    report = counted.session(config).last.budget
+    assert report["outside_tokens"] == outside and report["request_tokens"] <= 4000
+    assert counter.messages([parse_message(m).to_dict() for m in view]) + outside <= 4000
+    assert plain.session(config).last.budget["outside_tokens"] == 0  # without them, the hook cannot know
+
+
 def test_threads_get_separate_sessions(tmp_path):
     hook = MemoryHook(policy="noop", store=tmp_path / "lg.db")
     a = hook.session({"configurable": {"thread_id": "a"}})
