@@ -3,6 +3,10 @@
 Planning is written once, as a generator that *yields* thinker requests and receives their results (sans-IO).
 The sync driver answers with `thinker.think`, the async driver with `await thinker.athink`; everything else —
 which actions, which primitive, what is recorded — is the same code for both.
+
+A session is a tree (agentmem.store): a history that leaves the current branch, or stops short of it, continues
+on the branch that holds it or on a new one, so retries, crash-resume, time travel, edits and concurrent calls
+never fail. One lock per session serves threads and coroutines; writes that lose a race refresh and go on.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import time
 import uuid
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
@@ -153,14 +156,15 @@ class MemorySession:
 
     Args:
         store: where messages and events live (nothing is ever deleted there).
-        session_id: resume an existing session (its view is rebuilt by replay) or start a new one.
+        session_id: resume an existing session (the branch written last; its view is rebuilt by replay) or start a
+            new one. Any history passed later picks its own branch (see `ingest`).
         policy: decides actions each round (agentmem.policies).
         thinker: answers summarize-by-thinking and policy requests; None means extractive folds only.
         model: model name used to pick the offline tokenizer.
         verify: how a re-sent history is compared with the branch it continues: "cached" (default: every
-            position; a message object passed again, with the same content object, is known unchanged, so a
-            round costs a C-speed identity pass; anything else is re-hashed), "full" (re-hash every message every
-            round; also catches in-place edits nested inside a message) or "ends" (first and last only, O(1)).
+            position; messages equal to those passed last time, with equal content, are known unchanged by two
+            C-speed list comparisons; anything else is parsed and re-hashed), "full" (re-hash every message every
+            round; also catches in-place edits nested deeper inside a message) or "ends" (first and last only).
             A history that differs, or stops short, continues on a new branch from the longest common prefix.
         background: run thinking folds planned at the soft watermark in a worker thread.
     """
@@ -225,6 +229,7 @@ class MemorySession:
         self._events = list(events)  # the branch's event log, inherited events first
         self._sent: list[Any] = []  # the objects the agent passed last, per position, known to match the path
         self._sent_content: list[Any] = []
+        self._verified = 0  # leading positions the last check proved unchanged by identity
         self._pending_calls: set[str] = set()
         self.raw_tokens = 3
         self.rounds = 0
@@ -296,7 +301,6 @@ class MemorySession:
         return switched
 
     # --- ingest ----------------------------------------------------------------------------------------------
-    # --- ingest ----------------------------------------------------------------------------------------------
     def _track(self, m: Message, tokens: int) -> None:
         self.raw_tokens += tokens
         if m.role == "assistant":
@@ -348,14 +352,18 @@ class MemorySession:
         n = self.message_count
         new = [parsed.get(i) or parse_message(messages[i], index=i) for i in range(n, len(messages))]
         out = self._append(new, first_index=n, allow_open_tail=allow_open_tail)
-        self._sent = list(messages)
-        self._sent_content = _contents(self._sent)
+        keep = self._verified if len(self._sent) >= self._verified else 0  # a fork resets the cache
+        del self._sent[keep:], self._sent_content[keep:]
+        tail = list(messages[keep:])
+        self._sent.extend(tail)
+        self._sent_content.extend(_contents(tail))
         return out
 
     def _common_prefix(self, messages: Sequence[Any]) -> tuple[int, dict[int, Message]]:
         """How many leading messages equal the current path, and the messages parsed to find out."""
         k = min(len(messages), self.message_count)
         parsed: dict[int, Message] = {}
+        self._verified = 0
         if self.verify == "ends" and k:
             ends = sorted({0, k - 1})
             if all(self._same(i, messages, parsed) for i in ends):
@@ -364,7 +372,8 @@ class MemorySession:
         elif self.verify == "full":
             start = 0
         else:
-            start = _identical_prefix(messages, self._sent, self._sent_content, k)
+            start = min(k, _identical_prefix(messages, self._sent, self._sent_content))
+        self._verified = start
         for i in range(start, k):
             if not self._same(i, messages, parsed):
                 return i, parsed
@@ -793,21 +802,34 @@ class MemorySession:
 def _contents(messages: Sequence[Any]) -> list[Any]:
     """The content object of each message (dicts at C speed); an in-place edit replaces it."""
     try:
-        return list(map(dict.get, messages, repeat("content")))  # type: ignore[arg-type]
-    except TypeError:  # not all dicts: LangChain / litellm / Message objects
-        return [m.get("content") if isinstance(m, Mapping) else getattr(m, "content", None) for m in messages]
+        return list(map(_CONTENT, messages))
+    except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+        return [_content_of(m) for m in messages]
 
 
-def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any], k: int) -> int:
-    """How many leading messages are the very objects (with the very content objects) passed last time."""
-    k = min(k, len(sent))
-    if k == 0:
-        return 0
-    head = messages[:k] if len(messages) > k else messages
-    if all(map(operator.is_, head, sent)) and all(map(operator.is_, _contents(head), contents)):
-        return k
-    now = _contents(head)
-    for i in range(k):
-        if head[i] is not sent[i] or now[i] is not contents[i]:
+_CONTENT = operator.itemgetter("content")  # the C-speed path for dict messages
+
+
+def _content_of(message: Any) -> Any:
+    return message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+
+
+def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any]) -> int:
+    """How many leading messages equal those passed last time, with equal content objects.
+
+    Two C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
+    speed too): this is what keeps the per-round check flat at 10,000 rounds. The content pass catches an edit
+    made in place (same dict, new content), which the first comparison cannot see."""
+    n = min(len(messages), len(sent))
+    head = list(messages[:n])
+    if head == (sent if len(sent) == n else sent[:n]):
+        try:
+            now = list(map(_CONTENT, head))
+        except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+            now = [_content_of(m) for m in head]
+        if now == (contents if len(contents) == n else contents[:n]):
+            return n
+    for i in range(n):
+        if head[i] != sent[i] or _content_of(head[i]) != contents[i]:
             return i
-    return k  # pragma: no cover - the fast check above said otherwise
+    return n  # pragma: no cover - the comparisons above said otherwise

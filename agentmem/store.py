@@ -405,14 +405,19 @@ class Store:
             parts.append(cond)
         return or_(*parts)
 
-    def _head(self, conn: Connection, session_id: str, nodes: Sequence[_Node]) -> tuple[int, int]:
-        """(path length, event-log length) of the branch whose lineage is `nodes`."""
+    def _length(self, conn: Connection, session_id: str, nodes: Sequence[_Node]) -> int:
+        """How many messages the path of the branch whose lineage is `nodes` has."""
         own = nodes[-1]
         n = conn.execute(select(func.max(messages_table.c.pos)).where(
             messages_table.c.session_id == session_id, messages_table.c.branch == own.branch)).scalar()
+        return int(n) if n is not None else own.fork_at
+
+    def _log_length(self, conn: Connection, session_id: str, nodes: Sequence[_Node]) -> int:
+        """How many events the log of the branch whose lineage is `nodes` has."""
+        own = nodes[-1]
         e = conn.execute(select(func.max(events_table.c.bseq)).where(
             events_table.c.session_id == session_id, events_table.c.branch == own.branch)).scalar()
-        return (int(n) if n is not None else own.fork_at), (int(e) if e is not None else own.fork_events)
+        return int(e) if e is not None else own.fork_events
 
     def branches(self, session_id: str) -> list[Branch]:
         """Every branch of a session (the root is branch 0), oldest first."""
@@ -454,7 +459,7 @@ class Store:
         self.ensure_session(session_id)
         with self._write(session_id) as conn:
             nodes = self._lineage(conn, session_id, parent)
-            length, _ = self._head(conn, session_id, nodes)
+            length = self._length(conn, session_id, nodes)
             if not 0 <= fork_at <= length:
                 raise StoreError(f"cannot fork branch {parent} of session {session_id!r} at {fork_at}: "
                                  f"its path has {length} messages")
@@ -500,17 +505,19 @@ class Store:
         try:
             with self._write(session_id) as conn:
                 nodes = self._lineage(conn, session_id, branch)
-                count, _ = self._head(conn, session_id, nodes)
+                count = self._length(conn, session_id, nodes)
                 if expected_count is not None and count != expected_count:
                     raise ConcurrentWriteError(
                         f"session {session_id!r} has {count} messages, expected {expected_count}"
                         + (f" (branch {branch})" if branch else ""))
                 ids = [m.id for m in messages]
-                clash = conn.execute(select(messages_table.c.id).where(
-                    messages_table.c.session_id == session_id, messages_table.c.id.in_(ids),
-                    self._on_path(messages_table, messages_table.c.pos, nodes, "pos"))).first()
-                if clash:
-                    raise InvalidMessageError("message id already stored in this session", message_id=clash[0])
+                # by id first (its index), then in Python whether the row lies on this path: a planner left to
+                # choose could scan the whole branch for the OR of the path pieces
+                for mid, b, pos in conn.execute(select(messages_table.c.id, messages_table.c.branch,
+                                                       messages_table.c.pos).where(
+                        messages_table.c.session_id == session_id, messages_table.c.id.in_(ids))):
+                    if _holds(nodes, int(b), int(pos)):
+                        raise InvalidMessageError("message id already stored in this session", message_id=mid)
                 chain = ""
                 if count:
                     chain = conn.execute(select(messages_table.c.chain).where(
@@ -554,12 +561,7 @@ class Store:
                     messages: bool = True, events: bool = True) -> BranchState:
         """A branch's messages after `after_pos` and events after `after_event`, read in one transaction."""
         with self._read() as conn:
-            try:
-                nodes = self._lineage(conn, session_id, branch)
-            except StoreError:
-                if branch == 0:
-                    raise
-                return BranchState(branch=branch, messages=[], events=[], length=0)
+            nodes = self._lineage(conn, session_id, branch)  # StoreError for a branch that does not exist
             q = (select(messages_table.c.seq, messages_table.c.payload, messages_table.c.sha256,
                         messages_table.c.tokens, messages_table.c.branch, messages_table.c.pos, messages_table.c.chain)
                  .where(messages_table.c.session_id == session_id, messages_table.c.pos > after_pos,
@@ -573,7 +575,7 @@ class Store:
                     self._on_path(events_table, events_table.c.bseq, nodes, "event"))
                     .order_by(events_table.c.bseq))
                 evs = [_event(r) for r in conn.execute(eq).mappings()]
-            length, _ = self._head(conn, session_id, nodes)
+            length = self._length(conn, session_id, nodes)
         return BranchState(branch=branch, messages=[self._stored(*r) for r in rows], events=evs, length=length)
 
     def find_paths(self, session_id: str, chains: Sequence[str]) -> dict[str, tuple[int, int]]:
@@ -646,7 +648,7 @@ class Store:
         try:
             with self._write(session_id) as conn:
                 nodes = self._lineage(conn, session_id, branch)
-                _, last = self._head(conn, session_id, nodes)
+                last = self._log_length(conn, session_id, nodes)
                 if last + 1 != ev.seq:
                     raise ConcurrentWriteError(
                         f"session {session_id!r} event log is at {last}; event {ev.seq} does not follow it"
@@ -705,6 +707,11 @@ class Store:
                 out = [SearchHit(message_id=m, seq=int(s), role=r, score=float(rank), body=b, branch=int(br))
                        for m, s, r, b, br, rank in rows]
         return [h for h in out if h.message_id not in excluded][:limit]
+
+
+def _holds(nodes: Sequence[_Node], branch: int, pos: int) -> bool:
+    """Whether the row (branch, pos) lies on the path made of these lineage pieces."""
+    return any(n.branch == branch and (n.max_pos is None or pos <= n.max_pos) for n in nodes)
 
 
 def _event(r: Any) -> Event:

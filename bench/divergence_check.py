@@ -9,13 +9,13 @@ grows one round at a time through MemorySession.ingest into a fresh SQLite file;
 alone (`MemorySession._common_prefix`, the longest common prefix of the re-sent history and the current branch)
 is timed. Then, at the final length:
 
-- cached, unchanged: the default. Same message objects with the same content objects are known unchanged (a
-  C-speed identity pass); anything else is parsed and re-hashed.
+- cached, unchanged: the default. Messages equal to those passed last time (C-speed list comparisons that
+  short-cut on identity), with equal content, are known unchanged; anything else is parsed and re-hashed.
 - full: every message re-hashed (verify="full").
 - ends: first and last only (verify="ends", O(1), misses edits in the middle).
 - cached, one message edited in the middle (a new dict at a random position): where the history diverges.
 - cached, in-place redaction (same dict, new content string).
-- cached, every dict rebuilt (an agent that re-creates its messages each round): degenerates to a full re-hash once.
+- cached, every dict rebuilt (an agent that re-creates its messages each round): equal dicts, compared at C speed.
 
 Prints a table and writes bench/results/divergence_check.json. Timings are wall-clock on a shared machine.
 """

@@ -4,6 +4,7 @@ branch of the thread's agentmem session, with no error, valid views, and nothing
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -58,7 +59,7 @@ def lookup(what: str) -> str:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_time_travel_update_state_and_remove_message_fork_the_session(request, tmp_path, backend):
     store = str(tmp_path / "lg.db") if backend == "sqlite" else request.getfixturevalue("pg_url")
-    hook = MemoryHook(policy="budget", budget_tokens=4000, store=store, session_prefix=f"lgb-{tmp_path.name}-")
+    hook = MemoryHook(policy="budget", budget_tokens=4000, store=store, session_prefix=f"lgb-{uuid.uuid4().hex[:10]}-")
     model = LookupModel()
     model.received = []
     agent = create_react_agent(model, [lookup], pre_model_hook=hook, checkpointer=InMemorySaver())
