@@ -22,6 +22,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
 from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
 from agentmem.primitives import (
@@ -73,12 +74,14 @@ class RoundStats:
     thinker_ms: float = 0.0
     branch: int = 0
     forks: list[dict[str, Any]] = field(default_factory=list)  # branches started or switched to in this round
+    budget: dict[str, Any] | None = None  # the budget guard's report: request tokens against the budget
 
     def as_dict(self) -> dict[str, Any]:
         return {"round": self.round, "raw_tokens": self.raw_tokens, "view_tokens": self.view_tokens,
                 "new_messages": self.new_messages, "actions": self.actions, "rejected": self.rejected,
                 "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3),
-                "branch": self.branch, "forks": self.forks}
+                "branch": self.branch, "forks": self.forks,
+                **({"budget": self.budget} if self.budget is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,9 @@ class MemorySession:
         thinker_timeout_s: float | None = None,
         background: bool = False,
         verify: str = "cached",
+        budget_guard: BudgetGuardConfig | None = None,
     ):
+        self.budget_guard = budget_guard  # agentmem.budget_guard: the whole request within budget, every round
         if verify not in ("cached", "full", "ends"):
             raise ValueError(f"verify must be 'cached', 'full' or 'ends', not {verify!r}")
         self.verify = verify
@@ -565,19 +570,23 @@ class MemorySession:
                               **{k: v for k, v in ev.meta.items() if k != "stubs"}})
 
     # --- drivers -----------------------------------------------------------------------------------------------
-    def prepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        """Ingest `messages`, let the policy act, and return the validated view to send to the model."""
+    def prepare(self, messages: Sequence[Any] | None = None, *, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        """Ingest `messages`, let the policy act, and return the validated view to send to the model.
+
+        `outside_tokens`: what the request carries beside the view (tool schemas, a separate system prompt); the
+        budget guard counts it.
+        """
         with self._lock:
             for attempt in range(_WRITE_RETRIES + 1):
                 try:
-                    return self._prepare_round(messages)
+                    return self._prepare_round(messages, outside_tokens)
                 except ConcurrentWriteError:  # another writer moved this branch on: take its writes in, redo
                     if attempt == _WRITE_RETRIES:
                         raise
                     self._refresh()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _prepare_round(self, messages: Sequence[Any] | None) -> list[dict[str, Any]]:
+    def _prepare_round(self, messages: Sequence[Any] | None, outside_tokens: int = 0) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         stats = self._begin(messages)
         pending = self._job_to_wait_for()
@@ -596,22 +605,24 @@ class MemorySession:
                 request = plan.send(result)
         except StopIteration:
             pass
-        return self._finish(stats, t0)
+        return self._finish(stats, t0, outside_tokens)
 
-    async def aprepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    async def aprepare(self, messages: Sequence[Any] | None = None, *,
+                       outside_tokens: int = 0) -> list[dict[str, Any]]:
         """Async twin of prepare(): the same plan, with `await thinker.athink`. Waiting for the session (another
         coroutine or thread is preparing on it) never blocks the event loop."""
         async with self._lock:
             for attempt in range(_WRITE_RETRIES + 1):
                 try:
-                    return await self._aprepare_round(messages)
+                    return await self._aprepare_round(messages, outside_tokens)
                 except ConcurrentWriteError:
                     if attempt == _WRITE_RETRIES:
                         raise
                     self._refresh()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _aprepare_round(self, messages: Sequence[Any] | None) -> list[dict[str, Any]]:
+    async def _aprepare_round(self, messages: Sequence[Any] | None,
+                              outside_tokens: int = 0) -> list[dict[str, Any]]:
         t0 = time.perf_counter()
         stats = self._begin(messages)
         pending = self._job_to_wait_for()
@@ -633,7 +644,7 @@ class MemorySession:
                 request = plan.send(result)
         except StopIteration:
             pass
-        return self._finish(stats, t0)
+        return self._finish(stats, t0, outside_tokens)
 
     def _call_thinker_sync(self, request: ThinkRequest) -> ThinkResult | BaseException:
         try:
@@ -702,7 +713,10 @@ class MemorySession:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def _finish(self, stats: RoundStats, t0: float) -> list[dict[str, Any]]:
+    def _finish(self, stats: RoundStats, t0: float, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        if self.budget_guard is not None:  # after the policy: evictions through the one mutation path
+            for action in guard_actions(self.view, self.budget_guard, outside_tokens=outside_tokens):
+                list(self._apply(action, stats))  # an eviction never asks a thinker
         self._start_background(stats)
         self.view.validate(allow_open_tail=False)
         rendered = self.view.render()
@@ -712,6 +726,8 @@ class MemorySession:
         stats.branch = self.branch
         self.last = stats
         _set_point(self._key, self.point)
+        if self.budget_guard is not None:  # warns, or raises OverBudgetError before the model is called
+            stats.budget = check_budget(self.view, self.budget_guard, outside_tokens=outside_tokens)
         return rendered
 
     # --- archive access ----------------------------------------------------------------------------------------
