@@ -44,8 +44,7 @@ def checked_policy_config(policy: str, budget: int | None, settings: list[str] |
                 problems.append(f"unknown field {name!r} (fields: {', '.join(sorted(fields))})")
             else:
                 problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
-        raise typer.BadParameter(f"invalid config for policy {policy!r}: " + "; ".join(problems),
-                                 param_hint="--set") from None
+        raise typer.BadParameter(f"policy {policy!r}: " + "; ".join(problems), param_hint="--set") from None
     return policy_config
 
 
