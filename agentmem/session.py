@@ -427,7 +427,8 @@ class MemorySession:
                     pending = set(m.tool_call_ids)
         if pending and not allow_open_tail:
             raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result at the end of the history: "
-                               "a model cannot be called on it", index=first_index + len(new) - 1, message_id=new[-1].id)
+                               "a model cannot be called on it", index=first_index + len(new) - 1,
+                               message_id=new[-1].id)
 
     def _pending_at(self, at: int) -> set[str]:
         """Tool calls of the path's first `at` messages that have no result among them."""
