@@ -80,8 +80,9 @@ def replay_command(
                                            "replay.db).")] = Path("out"),
     limit: Annotated[int | None, typer.Option(help="Replay only the first N trajectories.")] = None,
     ids: Annotated[str | None, typer.Option(help="Comma-separated trajectory ids to replay.")] = None,
-    dump_views: Annotated[bool, typer.Option("--dump-views/--no-dump-views", help="Also write DIR/views.jsonl: the exact view "
-                                                                  "before every assistant turn.")] = False,
+    dump_views: Annotated[bool, typer.Option("--dump-views/--no-dump-views",
+                                             help="Also write DIR/views.jsonl: the exact view before every "
+                                                  "assistant turn.")] = False,
     model: Annotated[str | None, typer.Option(help="Tokenizer model name (default: each trajectory's "
                                                    "meta.model).")] = None,
     store: Annotated[str | None, typer.Option(help="Store URL or path (default: DIR/replay.db, rewritten).")] = None,

@@ -427,7 +427,8 @@ class MemorySession:
                     pending = set(m.tool_call_ids)
         if pending and not allow_open_tail:
             raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result at the end of the history: "
-                               "a model cannot be called on it", index=first_index + len(new) - 1, message_id=new[-1].id)
+                               "a model cannot be called on it", index=first_index + len(new) - 1,
+                               message_id=new[-1].id)
 
     def _pending_at(self, at: int) -> set[str]:
         """Tool calls of the path's first `at` messages that have no result among them."""
@@ -803,11 +804,16 @@ def _contents(messages: Sequence[Any]) -> list[Any]:
     """The content object of each message (dicts at C speed); an in-place edit replaces it."""
     try:
         return list(map(_CONTENT, messages))
-    except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+    except (KeyError, TypeError):  # not all dicts with a "content" key
+        pass
+    try:
+        return list(map(_CONTENT_ATTR, messages))  # LangChain / litellm / Message objects
+    except AttributeError:
         return [_content_of(m) for m in messages]
 
 
 _CONTENT = operator.itemgetter("content")  # the C-speed path for dict messages
+_CONTENT_ATTR = operator.attrgetter("content")  # and for message objects
 
 
 def _content_of(message: Any) -> Any:
@@ -817,19 +823,22 @@ def _content_of(message: Any) -> Any:
 def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any]) -> int:
     """How many leading messages equal those passed last time, with equal content objects.
 
-    Two C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
+    C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
     speed too): this is what keeps the per-round check flat at 10,000 rounds. The content pass catches an edit
     made in place (same dict, new content), which the first comparison cannot see."""
     n = min(len(messages), len(sent))
     head = list(messages[:n])
-    if head == (sent if len(sent) == n else sent[:n]):
-        try:
-            now = list(map(_CONTENT, head))
-        except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
-            now = [_content_of(m) for m in head]
-        if now == (contents if len(contents) == n else contents[:n]):
-            return n
-    for i in range(n):
-        if head[i] != sent[i] or _content_of(head[i]) != contents[i]:
-            return i
-    return n  # pragma: no cover - the comparisons above said otherwise
+    same = _first_difference(head, sent)
+    return _first_difference(_contents(head[:same]), contents)
+
+
+def _first_difference(a: list[Any], b: list[Any], step: int = 512) -> int:
+    """Index of the first position where a and b differ (or the shorter length): C-speed slice comparisons,
+    then one short scan."""
+    n = min(len(a), len(b))
+    if (a if len(a) == n else a[:n]) == (b if len(b) == n else b[:n]):
+        return n
+    i = 0
+    while i < n and a[i:i + step] == b[i:i + step]:
+        i += step
+    return next((j for j in range(i, min(i + step, n)) if a[j] != b[j]), min(i + step, n))
