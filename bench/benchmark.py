@@ -270,7 +270,8 @@ def row_of(group: str, spec: str, summary: Mapping[str, Any]) -> dict[str, Any]:
         "group": group, "spec": spec, "policy": label,
         "peak_ratio": fp["peak_ratio"], "mean_ratio": fp["mean_ratio"], "max_view": fp["max_peak_view"],
         "slope_after_80": fp.get("slope_view_after_80"), "retention": ret["retention"],
-        "retention_old": ret.get("retention_old_10"), "carried": ret["carried"], "carried_old": ret["carried_old"],
+        "retention_old": ret.get("retention_old_10"), "in_context": ret.get("in_context"),
+        "in_context_old": ret.get("in_context_old_10"), "carried": ret["carried"], "carried_old": ret["carried_old"],
         "prefix_reuse": summary["prefix_reuse"], "ms_p50": cost["ms_per_round_p50"],
         "ms_p95": cost["ms_per_round_p95"], "thinker_s_per_fold": cost["thinker_s_per_fold"],
         "invalid_views": summary.get("invalid_views", 0),
@@ -281,8 +282,9 @@ def row_of(group: str, spec: str, summary: Mapping[str, Any]) -> dict[str, Any]:
 COLUMNS = [
     ("group", "group", None), ("policy", "policy", None), ("peak view/raw", "peak_ratio", "pct"),
     ("mean view/raw", "mean_ratio", "pct"), ("max view tok", "max_view", "int"),
-    ("slope>80 tok/rd", "slope_after_80", "f1"), ("retention", "retention", "pct"),
-    ("ret. 10+ rds", "retention_old", "pct"), ("prefix reuse", "prefix_reuse", "pct"),
+    ("slope>80 tok/rd", "slope_after_80", "f1"), ("present", "retention", "pct"),
+    ("present 10+", "retention_old", "pct"), ("in context", "in_context", "pct"),
+    ("in context 10+", "in_context_old", "pct"), ("prefix reuse", "prefix_reuse", "pct"),
     ("invalid views", "invalid_views", "int"), ("ms/rd p50", "ms_p50", "f2"), ("ms/rd p95", "ms_p95", "f2"),
     ("thinker s/fold", "thinker_s_per_fold", "f1"),
 ]
@@ -356,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--tau", type=Path, default=DATA / "taubench_airline.jsonl")
     ap.add_argument("--swe-min-rounds", type=int, default=80)
     ap.add_argument("--tau-count", type=int, default=20, help="the N longest tau-bench runs")
-    ap.add_argument("--swe-budget", type=int, default=8000)
+    ap.add_argument("--swe-budget", default="6000,8000", help="comma-separated budgets, one SWE group each")
     ap.add_argument("--tau-budget", type=int, default=4000,
                     help="tau-bench runs mostly fit in 8000 tokens; a smaller budget makes the policies act")
     ap.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated NAME[@THINKER] specs")
@@ -366,6 +368,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--local-thinker", default="local", help="thinker spec for --local-subset")
     ap.add_argument("--subset-only", action="store_true", help="with --local-subset: run only that group")
     ap.add_argument("--quick", action="store_true", help="3 SWE + 5 tau runs")
+    ap.add_argument("--swe-limit", type=int, default=None, help="at most N SWE runs (the longest first)")
+    ap.add_argument("--groups", default="swe,tau", help="which datasets to run: swe, tau or both")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
 
@@ -378,17 +382,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             print(f"note: policy {name!r} is not registered here; skipping {spec!r}", file=sys.stderr)
             continue
         specs.append(spec)
-    limit = 3 if args.quick else None
-    groups_def = [
-        (f"swe@{args.swe_budget}", select(args.swe, min_rounds=args.swe_min_rounds, limit=limit), args.swe_budget),
-        (f"tau@{args.tau_budget}", select(args.tau, longest=5 if args.quick else args.tau_count), args.tau_budget),
-    ]
+    limit = 3 if args.quick else args.swe_limit
+    wanted = {g.strip() for g in args.groups.split(",") if g.strip()}
+    swe_budgets = [int(b) for b in str(args.swe_budget).split(",") if b.strip()]
+    groups_def = []
+    swe_runs = select(args.swe, min_rounds=args.swe_min_rounds, limit=limit) if "swe" in wanted else []
+    if "swe" in wanted:
+        groups_def += [(f"swe@{b}", swe_runs, b) for b in swe_budgets]
+    if "tau" in wanted:
+        groups_def.append((f"tau@{args.tau_budget}", select(args.tau, longest=5 if args.quick else args.tau_count),
+                           args.tau_budget))
     local_specs: list[str] = []
-    if args.local_subset:
-        subset = sorted(groups_def[0][1], key=lambda t: (t.rounds, t.id))[: args.local_subset]
+    if args.local_subset and swe_runs:
+        subset = sorted(swe_runs, key=lambda t: (t.rounds, t.id))[: args.local_subset]
         local_specs = [s for s in (f"budget@{args.local_thinker}", f"thinker@{args.local_thinker}")
                        if parse_spec(s)[0] in REGISTRY]
-        groups_def.append((f"swe-subset{len(subset)}@{args.swe_budget}", subset, args.swe_budget))
+        groups_def.append((f"swe-subset{len(subset)}@{swe_budgets[0]}", subset, swe_budgets[0]))
         if args.subset_only:
             groups_def = groups_def[-1:]
     results: dict[str, Any] = {
@@ -400,10 +409,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     thinkers: dict[str, Any] = {}
     all_rows = []
+    carried_cache: dict[str, Any] = {}
     for group, trajs, budget in groups_def:
         group_specs = specs if not group.startswith("swe-subset") else \
             [s for s in ("budget", "thinker") if s in specs] + local_specs
-        carried = {t.id: carried_values_by_round(t.messages) for t in trajs}
+        for t in trajs:
+            if t.id not in carried_cache:
+                carried_cache[t.id] = carried_values_by_round(t.messages)
+        carried = {t.id: carried_cache[t.id] for t in trajs}
         example = max(trajs, key=lambda t: (t.rounds, t.id)).id if trajs else None
         g: dict[str, Any] = {"budget": budget, "trajectories": [t.id for t in trajs],
                              "rounds": sum(t.rounds for t in trajs), "rows": [], "per_spec": {}, "example": example,
