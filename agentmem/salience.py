@@ -39,6 +39,7 @@ _TEST = re.compile(r"(?i)\b(?:passed|failed|skipped|xfail\w*|errors?|ok)\b.*\b(?
                    r"^(?:PASS|FAIL|OK)\b|\b\d+ (?:passed|failed)\b")
 _NOISE = re.compile(r"^\W*$|^\s*<\/?\w+>\s*$|^\s*(?:#|//)\s*$")
 
+MIN_GAIN = 1.0  # what a line must add (an identifier-like term, a kind, or four new plain words)
 REFERENCE_WEIGHT = 3.0  # a term the agent wrote itself counts this many times
 KIND_WEIGHT = {"error": 3.0, "test": 2.5, "location": 2.0, "definition": 1.2, "text": 0.0}
 
@@ -163,9 +164,11 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
 
     def value(i: int) -> tuple[float, int]:
         c = pool[i]
-        gain = (bonus[i] + sum(weights[t] for t in line_terms[i] - covered)) * (0.6 + 0.8 * c.order)
+        gain = bonus[i] + sum(weights[t] for t in line_terms[i] - covered)
+        if gain < MIN_GAIN:  # a line that adds nothing new (an import, a lone word) is not worth its tokens
+            return 0.0, c.tokens
         cost = c.tokens + extra_cost(c.group, opened)
-        return gain / max(4, cost), cost
+        return gain * (0.6 + 0.8 * c.order) / max(4, cost), cost
 
     heap = [(-value(i)[0], i) for i in range(len(pool))]
     heapq.heapify(heap)

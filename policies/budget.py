@@ -4,7 +4,8 @@ The view is pinned task + memory (blocks) + recent raw rounds. The memory gets a
 (`memory_ratio`) of what the budget leaves after the pinned task. Nothing happens under the budget; crossing it
 evicts oversized old tool outputs, then folds the oldest raw rounds in one large chunk into a new block sized by
 the room left in the allotment, until only `keep_ratio` of that space is raw. When the allotment is full, the
-blocks are merged with the new rounds into one block of the whole allotment (their lines compete by score again).
+newest blocks (as few as needed) are merged with the new rounds into one block (their lines compete by score
+again, nothing is summarised twice); older blocks stay where they are.
 Large, rare folds and blocks that stay in place keep the view's prefix unchanged for long stretches, which
 provider prompt caches and KV caches reuse.
 Above a soft watermark a thinking fold can be planned ahead and run in the background (see MemorySession).
@@ -37,12 +38,17 @@ class BudgetConfig(PolicyConfig):
     evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
     fold_mode: Literal["extractive", "think"] = "extractive"
     block_tokens: int = Field(default=500, ge=32, description="Expected size of a thinking block (for planning).")
-    memory_ratio: float = Field(default=0.45, gt=0, lt=1,
+    memory_ratio: float = Field(default=0.7, gt=0, lt=1,
                                 description="Share of the budget left after the pinned task that blocks may hold.")
     keep_ratio: float = Field(default=0.05, gt=0, lt=1,
                               description="Share of that space left to raw rounds right after a fold.")
     max_block_share: float = Field(default=0.7, gt=0, le=1,
                                    description="A new block is at most this share of the raw tokens it replaces.")
+    max_new_block_ratio: float = Field(default=0.4, gt=0, le=1,
+                                       description="A new (unmerged) block holds at most this share of the allotment, "
+                                                   "so no early block can hog the memory.")
+    merge_share: float = Field(default=0.6, gt=0, le=1,
+                               description="A merged block takes this share of the room it frees.")
     min_new_block_ratio: float = Field(default=0.25, gt=0, le=1,
                                        description="Merge the blocks when less than this share of the allotment "
                                                    "is left for a new one.")
@@ -121,16 +127,21 @@ class BudgetPolicy(Policy):
             actions.append(EvictAction(ids=tuple(it.key for it in big), reason="oversized tool outputs"))
         if view.tokens - sum(saved.values()) <= cfg.budget_tokens or recent <= head:
             return actions
-        # leading blocks stay put (stable prefix) while the allotment has room for a new block
+        # leading blocks stay put (stable prefix) while the allotment has room for a new block; when it has not,
+        # the newest blocks are merged with the new rounds (the fewest needed), so the oldest stay in place
         start = head
-        block_total = 0
+        blocks: list[tuple[int, int]] = []
         while start < recent and isinstance(view.items[start], BlockItem):
-            block_total += view.items[start].tokens
+            blocks.append((start, view.items[start].tokens))
             start += 1
-        room = allotment - block_total
-        merge = room < allotment * cfg.min_new_block_ratio
+        room = allotment - sum(t for _i, t in blocks)
+        first = start
+        while blocks and room < allotment * cfg.min_new_block_ratio:
+            first, tokens = blocks.pop()
+            room += tokens
+        merge = first < start
         raw_left = sum(it.tokens - saved.get(it.key, 0) for it in view.items[start:])
-        span: list[str] = [it.key for it in view.items[head:start]] if merge else []
+        span: list[str] = [it.key for it in view.items[first:start]]
         span_raw = 0
         for ustart, uend in view.units():
             if ustart < start or uend > recent:
@@ -144,8 +155,11 @@ class BudgetPolicy(Policy):
                 break
         if span_raw == 0:
             return actions
-        size = allotment if merge else min(room, int(span_raw * cfg.max_block_share))
+        # a merged block leaves part of the room free, so the next folds append instead of merging again
+        size = int(room * cfg.merge_share) if merge else \
+            min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
         if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
             actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
-                                      reason="memory allotment full: merge" if merge else "over budget"))
+                                      reason="memory allotment full: merge the newest blocks" if merge
+                                      else "over budget"))
         return actions

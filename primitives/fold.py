@@ -40,7 +40,7 @@ class FoldConfig(BaseModel):
     max_block_tokens: int = Field(default=500, ge=32, description="Block body size when the action names none.")
     max_values: int = Field(default=200, ge=0, description="Most lines kept from tool outputs (each with the values "
                             "it holds, in context); 0 keeps the state section only.")
-    state_share: float = Field(default=0.3, gt=0, le=1, description="Most of the body the state section may use.")
+    state_share: float = Field(default=0.15, gt=0, le=1, description="Most of the body the state section may use.")
     max_line_chars: int = Field(default=200, ge=40, description="Kept lines longer than this are cut.")
     max_note_chars: int = Field(default=160, ge=40, description="Notes and outcomes in the state are cut to this.")
 
