@@ -97,7 +97,8 @@ def test_lines_the_agent_refers_to_win_and_edits_are_state():
            {"role": "assistant", "content": "The bug is in to_utc: it ignores diff_tz."},
            *_bash("c3", "python -m pytest tests/test_convert.py -q", "3 passed in 0.12s")]
     view = view_of(parse_messages(raw))
-    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=220)
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=220,
+                 config=FoldConfig(state_share=0.4))
     body = _body(ev.text)
     assert COUNTER.text(body) <= 222
     assert "def to_utc(stamp, diff_tz):" in body  # named by the agent, so kept, in its original wording
