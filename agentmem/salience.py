@@ -39,7 +39,7 @@ _TEST = re.compile(r"(?i)\b(?:passed|failed|skipped|xfail\w*|errors?|ok)\b.*\b(?
                    r"^(?:PASS|FAIL|OK)\b|\b\d+ (?:passed|failed)\b")
 _NOISE = re.compile(r"^\W*$|^\s*<\/?\w+>\s*$|^\s*(?:#|//)\s*$")
 
-MIN_GAIN = 1.0  # what a line must add (an identifier-like term, a kind, or four new plain words)
+MIN_GAIN = 2.0  # what a line must add: two new identifier-like terms, one the agent named, or a kind (error…)
 REFERENCE_WEIGHT = 3.0  # a term the agent wrote itself counts this many times
 KIND_WEIGHT = {"error": 3.0, "test": 2.5, "location": 2.0, "definition": 1.2, "text": 0.0}
 

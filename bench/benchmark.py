@@ -49,13 +49,16 @@ from agentmem.view import BlockItem, MessageItem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-DEFAULT_SPECS = ["noop", "window", "observation_masking", "running_summary", "langmem", "trim_messages", "budget",
-                 "thinker"]
+DEFAULT_SPECS = ["noop", "window", "observation_masking", "masking_window", "running_summary", "langmem",
+                 "trim_messages", "budget", "thinker"]
+# rows that are a registered policy with a fixed config: spec -> (policy, config)
+SPEC_POLICIES = {"masking_window": ("observation_masking", {"bounded": True})}
 EXTERNAL = {"langmem", "trim_messages"}
 LABELS = {
     "noop": "NoOp (raw history)",
     "window": "Window",
     "observation_masking": "ObservationMasking",
+    "masking_window": "ObservationMasking + window (bounded)",
     "running_summary": "RunningSummary",
     "langmem": "langmem summarize_messages",
     "trim_messages": "langchain trim_messages",
@@ -67,9 +70,9 @@ SUMMARY_TOKENS = FoldConfig().max_block_tokens  # one summary / block is at most
 
 # --- the summarizer langmem gets: agentmem's extractive fold, as a LangChain chat model ----------------------
 class ExtractiveChatModel(BaseChatModel):
-    """A deterministic local chat model that answers any summarization prompt with agentmem's extractive summary
-    (identifier-like values first, then one line per step) of the conversation it is given, within
-    `max_tokens`. An existing summary quoted in the final prompt (langmem's "This is summary of the conversation so
+    """A deterministic local chat model that answers any summarization prompt with agentmem's extractive fold (a
+    short state section, then the most salient lines of the tool outputs in their original wording) of the
+    conversation it is given, within `max_tokens`. It calls no network model. An existing summary quoted in the final prompt (langmem's "This is summary of the conversation so
     far: ...") is merged in, exactly like re-folding a block. Records its own wall time in `seconds`."""
 
     max_tokens: int = SUMMARY_TOKENS
@@ -177,14 +180,16 @@ class TrimBaseline(_LangChainBaseline):
 
 class LangMemBaseline(_LangChainBaseline):
     """langmem.short_term.summarize_messages with a running summary kept across rounds (its documented use),
-    max_tokens = the budget, max_summary_tokens = agentmem's block size, summarizer = ExtractiveChatModel."""
+    max_tokens = the budget, max_summary_tokens = `summary_tokens` (the benchmark gives it BudgetPolicy's memory
+    allotment, so both keep the same amount of memory), summarizer = ExtractiveChatModel."""
 
-    def __init__(self, traj: Trajectory, budget: int):
+    def __init__(self, traj: Trajectory, budget: int, summary_tokens: int = SUMMARY_TOKENS):
         super().__init__(traj, budget)
         from langmem.short_term import summarize_messages
 
         self._summarize = summarize_messages
-        self.model = ExtractiveChatModel(max_tokens=SUMMARY_TOKENS)
+        self.summary_tokens = summary_tokens
+        self.model = ExtractiveChatModel(max_tokens=summary_tokens)
         self.running = None
 
     def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
@@ -192,7 +197,7 @@ class LangMemBaseline(_LangChainBaseline):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # langmem warns when its own pre-trim finds no human
             result = self._summarize(list(self.lc), running_summary=self.running, model=self.model,
-                                     max_tokens=self.budget - 3, max_summary_tokens=SUMMARY_TOKENS,
+                                     max_tokens=self.budget - 3, max_summary_tokens=self.summary_tokens,
                                      token_counter=self.count_list)
         actions = []
         if result.running_summary is not None and result.running_summary is not self.running:
@@ -218,7 +223,8 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
         try:
             for traj in trajectories:
                 if name == "langmem":
-                    it = replay_views(traj, LangMemBaseline(traj, budget), carried=carried[traj.id])
+                    it = replay_views(traj, LangMemBaseline(traj, budget, memory_allotment(traj, budget)),
+                                      carried=carried[traj.id])
                 elif name == "trim_messages":
                     it = replay_views(traj, TrimBaseline(traj, budget), carried=carried[traj.id])
                 else:
@@ -229,14 +235,25 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
 
                             thinkers[thinker_spec] = resolve_thinker(thinker_spec)
                         thinker = thinkers[thinker_spec]
-                    it = replay(traj, policy=name, budget_tokens=budget, thinker=thinker, store=store,
-                                session_id=f"{spec}:{traj.id}"[:200], carried=carried[traj.id])
+                    policy, config = SPEC_POLICIES.get(name, (name, {}))
+                    it = replay(traj, policy=policy, budget_tokens=budget, thinker=thinker, store=store,
+                                session_id=f"{spec}:{traj.id}"[:200], carried=carried[traj.id], **config)
                 for rr in it:
                     rounds.append(rr.record)
         finally:
             if store is not None:
                 store.close()
     return rounds
+
+
+def memory_allotment(traj: Trajectory, budget: int) -> int:
+    """BudgetPolicy's memory allotment for this run: memory_ratio of the budget left after the pinned task."""
+    from agentmem.policies import BudgetConfig
+
+    counter = TokenCounter(traj.model)
+    head = traj.messages[:2] if traj.messages and traj.messages[0]["role"] == "system" else traj.messages[:1]
+    pinned = sum(counter.message({k: v for k, v in m.items() if k != "id"}) for m in head)
+    return max(SUMMARY_TOKENS // 4, int((budget - pinned) * BudgetConfig().memory_ratio))
 
 
 def select(path: Path, *, min_rounds: int = 0, longest: int | None = None, limit: int | None = None
@@ -378,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     specs = []
     for spec in [s.strip() for s in args.specs.split(",") if s.strip()]:
         name, _ = parse_spec(spec)
-        if name not in EXTERNAL and name not in REGISTRY:
+        if name not in EXTERNAL and SPEC_POLICIES.get(name, (name,))[0] not in REGISTRY:
             print(f"note: policy {name!r} is not registered here; skipping {spec!r}", file=sys.stderr)
             continue
         specs.append(spec)
@@ -403,8 +420,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "summarizer": "ExtractiveChatModel: agentmem's extractive fold as a local LangChain chat model "
-                      f"(max {SUMMARY_TOKENS} tokens) for langmem; agentmem's extractive fold for the policies",
+        "summarizer": "no network model anywhere: langmem gets ExtractiveChatModel (agentmem's extractive fold as a "
+                      "local LangChain chat model, summary as large as BudgetPolicy's memory allotment); the "
+                      "agentmem policies use the same extractive fold",
         "groups": {},
     }
     thinkers: dict[str, Any] = {}

