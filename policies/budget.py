@@ -101,13 +101,16 @@ class BudgetPolicy(Policy):
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
         if cfg.fold_mode != "think" or view.tokens <= cfg.budget_tokens * cfg.soft_ratio:
             return None
-        folds = [a for a in self.plan(view, evict=False) if isinstance(a, FoldAction)]
+        folds = [a for a in self.plan(view, evict=False, over=int(cfg.budget_tokens * cfg.soft_ratio))
+                 if isinstance(a, FoldAction)]
         return folds[0] if folds else None
 
-    def plan(self, view: View, *, target: int | None = None, evict: bool = True) -> list[Action]:
+    def plan(self, view: View, *, target: int | None = None, evict: bool = True,
+             over: int | None = None) -> list[Action]:
         """Evictions and one fold that leave the memory within its allotment and `keep_ratio` of the space raw.
 
-        `target` (tokens) overrides how many raw tokens may stay after the fold."""
+        `target` (tokens) overrides how many raw tokens may stay after the fold; the fold is planned only when the
+        view (after evictions) exceeds `over` (default: the budget; plan_ahead uses the soft watermark)."""
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
         head = pinned_head(view)
         recent = recent_start(view, cfg.keep_recent_rounds)
@@ -125,7 +128,7 @@ class BudgetPolicy(Policy):
             for it in big:
                 saved[it.key] = it.tokens - 60
             actions.append(EvictAction(ids=tuple(it.key for it in big), reason="oversized tool outputs"))
-        if view.tokens - sum(saved.values()) <= cfg.budget_tokens or recent <= head:
+        if view.tokens - sum(saved.values()) <= (cfg.budget_tokens if over is None else over) or recent <= head:
             return actions
         # leading blocks stay put (stable prefix) while the allotment has room for a new block; when it has not,
         # the newest blocks are merged with the new rounds (the fewest needed), so the oldest stay in place
