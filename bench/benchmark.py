@@ -65,7 +65,10 @@ LABELS = {
     "budget": "BudgetPolicy",
     "thinker": "ThinkerPolicy",
 }
-SUMMARY_TOKENS = FoldConfig().max_block_tokens  # one summary / block is at most this long, in every row
+SUMMARY_TOKENS = FoldConfig().max_block_tokens  # default summary size of the langmem baseline (tests)
+# langmem's running summary in the benchmark: this share of the budget beside the system message (at most
+# BudgetPolicy's memory allotment); its max_tokens is the rest, so summary + unsummarized messages peak at the budget
+LANGMEM_SUMMARY_SHARE = 0.4
 
 
 # --- the summarizer langmem gets: agentmem's extractive fold, as a LangChain chat model ----------------------
@@ -179,16 +182,20 @@ class TrimBaseline(_LangChainBaseline):
 
 
 class LangMemBaseline(_LangChainBaseline):
-    """langmem.short_term.summarize_messages with a running summary kept across rounds (its documented use),
-    max_tokens = the budget, max_summary_tokens = `summary_tokens` (the benchmark gives it BudgetPolicy's memory
-    allotment, so both keep the same amount of memory), summarizer = ExtractiveChatModel."""
+    """langmem.short_term.summarize_messages with a running summary kept across rounds (its documented use) and
+    summarizer = ExtractiveChatModel. langmem lets unsummarized messages grow to `max_tokens` *beside* the running
+    summary, so its views peak at max_tokens + the summary. With `fit_budget` (the benchmark's setting) it gets
+    max_summary_tokens = `summary_tokens` and max_tokens = budget - summary_tokens, so it peaks at the budget like
+    every other row; otherwise max_tokens = the budget."""
 
-    def __init__(self, traj: Trajectory, budget: int, summary_tokens: int = SUMMARY_TOKENS):
+    def __init__(self, traj: Trajectory, budget: int, summary_tokens: int = SUMMARY_TOKENS, *,
+                 fit_budget: bool = False):
         super().__init__(traj, budget)
         from langmem.short_term import summarize_messages
 
         self._summarize = summarize_messages
         self.summary_tokens = summary_tokens
+        self.max_tokens = budget - summary_tokens - 3 if fit_budget else budget - 3
         self.model = ExtractiveChatModel(max_tokens=summary_tokens)
         self.running = None
 
@@ -197,7 +204,7 @@ class LangMemBaseline(_LangChainBaseline):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # langmem warns when its own pre-trim finds no human
             result = self._summarize(list(self.lc), running_summary=self.running, model=self.model,
-                                     max_tokens=self.budget - 3, max_summary_tokens=self.summary_tokens,
+                                     max_tokens=self.max_tokens, max_summary_tokens=self.summary_tokens,
                                      token_counter=self.count_list)
         actions = []
         if result.running_summary is not None and result.running_summary is not self.running:
@@ -223,7 +230,8 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
         try:
             for traj in trajectories:
                 if name == "langmem":
-                    it = replay_views(traj, LangMemBaseline(traj, budget, memory_allotment(traj, budget)),
+                    summary = langmem_summary_tokens(traj, budget)
+                    it = replay_views(traj, LangMemBaseline(traj, budget, summary, fit_budget=True),
                                       carried=carried[traj.id])
                 elif name == "trim_messages":
                     it = replay_views(traj, TrimBaseline(traj, budget), carried=carried[traj.id])
@@ -254,6 +262,15 @@ def memory_allotment(traj: Trajectory, budget: int) -> int:
     head = traj.messages[:2] if traj.messages and traj.messages[0]["role"] == "system" else traj.messages[:1]
     pinned = sum(counter.message({k: v for k, v in m.items() if k != "id"}) for m in head)
     return max(SUMMARY_TOKENS // 4, int((budget - pinned) * BudgetConfig().memory_ratio))
+
+
+def langmem_summary_tokens(traj: Trajectory, budget: int) -> int:
+    """langmem's summary size: LANGMEM_SUMMARY_SHARE of what the budget leaves beside the system message (which
+    langmem keeps), at most BudgetPolicy's memory allotment; below that langmem could never fit and never act."""
+    counter = TokenCounter(traj.model)
+    system = traj.messages[0] if traj.messages and traj.messages[0]["role"] == "system" else None
+    system_tokens = counter.message({k: v for k, v in system.items() if k != "id"}) if system else 0
+    return max(64, min(memory_allotment(traj, budget), int((budget - system_tokens) * LANGMEM_SUMMARY_SHARE)))
 
 
 def select(path: Path, *, min_rounds: int = 0, longest: int | None = None, limit: int | None = None
@@ -421,8 +438,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "summarizer": "no network model anywhere: langmem gets ExtractiveChatModel (agentmem's extractive fold as a "
-                      "local LangChain chat model, summary as large as BudgetPolicy's memory allotment); the "
-                      "agentmem policies use the same extractive fold",
+                      f"local LangChain chat model; summary {LANGMEM_SUMMARY_SHARE:.0%} of the budget, at most "
+                      "BudgetPolicy's memory allotment; max_tokens the rest); the agentmem policies use the same "
+                      "extractive fold",
         "groups": {},
     }
     thinkers: dict[str, Any] = {}

@@ -64,6 +64,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _FAILED = re.compile(r"^Traceback \(most recent call last\)|^\s*(?:[\w.]+(?:Error|Exception)|FAIL(?:ED)?|fatal|"
                      r"error|ERROR)\b:?|\bNo such file\b|\bcommand not found\b|\bPermission denied\b|"
                      r"\bnot found\b|\b(?:Error|Exception): ")
+_TAG = re.compile(r"</?\w+>")
 _CAPS = {"open": 3, "failed": 6, "done": 10, "notes": 6}
 
 
@@ -242,7 +243,8 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
             else:
                 last_failed.pop(label, None)
                 if effect:
-                    outcome = next((ln for ln in output_lines(text, max_chars=config.max_note_chars)), "(no output)")
+                    outcome = next((ln for ln in output_lines(text, max_chars=config.max_note_chars)
+                                    if re.search(r"[A-Za-z]", _TAG.sub("", ln))), "ok" if text.strip() else "(no output)")
                     state["done"].append((order, f"{_cut(label, 120)} → {_cut(outcome, 80)}"))
             headers.append(label)
             g = len(headers) - 1
