@@ -357,15 +357,18 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
     groups = list(results["groups"])
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(6 * (len(groups) + 1), 5), dpi=100)
     for ax, g in zip(axes, groups, strict=False):
-        points: dict[tuple[float, float], list[str]] = {}  # rows with identical results share one label
+        points: dict[tuple[float, float, float], list[str]] = {}  # rows with identical results share one label
         for r in results["groups"][g]["rows"]:
             if r["peak_ratio"] is not None and r["retention_old"] is not None:
-                points.setdefault((round(r["peak_ratio"], 4), round(r["retention_old"], 4)), []).append(r["policy"])
-        for (x, y), names in points.items():
-            ax.scatter(x, y, s=40)
+                key = (round(r["peak_ratio"], 4), round(r["retention_old"], 4), round(r["in_context_old"] or 0, 4))
+                points.setdefault(key, []).append(r["policy"])
+        for (x, y, y_ctx), names in points.items():
+            dot = ax.scatter(x, y, s=40)
+            ax.scatter(x, y_ctx, s=40, facecolors="none", edgecolors=dot.get_facecolor())
+            ax.plot([x, x], [y_ctx, y], color=dot.get_facecolor()[0], linewidth=0.8)
             ax.annotate(" = ".join(names), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
         ax.set_xlabel("peak view / peak raw tokens (lower is smaller)")
-        ax.set_ylabel("retention of values last seen 10+ rounds ago")
+        ax.set_ylabel("values last seen 10+ rounds ago: present (dot), in context (ring)")
         ax.set_title(f"{g}: smaller and remembers more = up-left", fontsize=10)
         ax.grid(alpha=0.3)
     # footprint of one long run under every policy

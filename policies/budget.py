@@ -161,6 +161,11 @@ class BudgetPolicy(Policy):
         # a merged block leaves part of the room free, so the next folds append instead of merging again
         size = int(room * cfg.merge_share) if merge else \
             min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
+        # when the newest rounds are large, memory gives way for this fold rather than the view overshooting
+        merged = sum(it.tokens for it in view.items[first:start])
+        overshoot = view.tokens - sum(saved.values()) - span_raw - merged + size + 60 - cfg.budget_tokens
+        if overshoot > 0:
+            size -= overshoot
         if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
             actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
                                       reason="memory allotment full: merge the newest blocks" if merge
