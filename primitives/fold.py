@@ -65,6 +65,7 @@ _FAILED = re.compile(r"^Traceback \(most recent call last\)|^\s*(?:[\w.]+(?:Erro
                      r"error|ERROR)\b:?|\bNo such file\b|\bcommand not found\b|\bPermission denied\b|"
                      r"\bnot found\b|\b(?:Error|Exception): ")
 _TAG = re.compile(r"</?\w+>")
+_STATUS = re.compile(r"<returncode>\s*(\d+)\s*</returncode>|\bexit (?:code|status)\s*:?\s*(\d+)", re.I)
 _CAPS = {"open": 3, "failed": 6, "done": 10, "notes": 6}
 
 
@@ -108,6 +109,9 @@ def _cut(text: str, n: int) -> str:
 def _failure(text: str) -> str | None:
     """The line that says an output failed (an error line, or a non-zero exit code), else None."""
     lines = [ln for ln in (" ".join(r.split()) for r in text.splitlines()) if ln and not is_noise(ln)]
+    status = _STATUS.search(text)
+    if status and int(status.group(1) or status.group(2)) == 0:
+        return None  # the tool says it succeeded: an "Error" in the code it printed is not a failure
     errors = [ln for ln in lines if _FAILED.search(ln) and not ln.startswith("Traceback")]
     if errors:
         return errors[-1]  # a traceback ends with the message that names the problem

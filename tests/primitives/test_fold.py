@@ -148,3 +148,13 @@ def test_fold_config_is_strict():
         FoldConfig(state_share=0)
     with pytest.raises(ValidationError):
         FoldConfig(surprise=True)
+
+
+def test_an_error_printed_by_a_successful_command_is_not_a_failure():
+    raw = [{"role": "user", "content": "task"},
+           *_bash("c1", "cat cli.py", '<returncode>0</returncode>\n<output>\nself.stderr.write("Error: %s" % e)\n'),
+           *_bash("c2", "python cli.py", "<returncode>1</returncode>\n<output>\nValueError: bad port 99999\n")]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, 5), counter=COUNTER, config=FoldConfig(state_share=0.6))
+    state = ev.text.split(LINES_HEAD)[0]
+    assert "- bash: python cli.py → ValueError: bad port 99999" in state and "cat cli.py" not in state
