@@ -47,6 +47,9 @@ class BudgetConfig(PolicyConfig):
     max_new_block_ratio: float = Field(default=0.4, gt=0, le=1,
                                        description="A new (unmerged) block holds at most this share of the allotment, "
                                                    "so no early block can hog the memory.")
+    min_memory_ratio: float = Field(default=0.5, ge=0, le=1,
+                                    description="Memory gives way to large newest rounds down to this share of "
+                                                "its allotment, no further.")
     merge_share: float = Field(default=0.6, gt=0, le=1,
                                description="A merged block takes this share of the room it frees.")
     min_new_block_ratio: float = Field(default=0.25, gt=0, le=1,
@@ -142,22 +145,49 @@ class BudgetPolicy(Policy):
         while blocks and room < allotment * cfg.min_new_block_ratio:
             first, tokens = blocks.pop()
             room += tokens
-        merge = first < start
         raw_left = sum(it.tokens - saved.get(it.key, 0) for it in view.items[start:])
-        span: list[str] = [it.key for it in view.items[first:start]]
+        raw_span: list[str] = []
         span_raw = 0
         for ustart, uend in view.units():
             if ustart < start or uend > recent:
                 continue
             for it in view.items[ustart:uend]:
-                span.append(it.key)
+                raw_span.append(it.key)
                 size = it.tokens - saved.get(it.key, 0)
                 span_raw += size
                 raw_left -= size
             if raw_left <= raw_keep:
                 break
-        if span_raw == 0:
+        base = view.tokens - sum(saved.values()) - span_raw + 60  # the view after the fold, without its memory
+
+        def sized(first: int, room: int) -> tuple[int, int]:
+            """(block size, tokens over budget) when the blocks from `first` on are merged into the new block."""
+            merge = first < start
+            size = int(room * cfg.merge_share) if merge else \
+                min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
+            kept = sum(it.tokens for it in view.items[head:first])
+            return size, base - sum(it.tokens for it in view.items[head:start]) + kept + size - cfg.budget_tokens
+
+        size, overshoot = sized(first, room)
+        # when the newest rounds are large, memory gives way (more blocks merged, a smaller block) rather than the
+        # view overshooting the budget
+        floor = int(allotment * cfg.min_memory_ratio)
+        while overshoot > 0 and blocks and sum(t for _i, t in blocks[:-1]) >= floor:
+            first, tokens = blocks.pop()
+            room += tokens
+            size, overshoot = sized(first, room)
+        if overshoot > 0:
+            kept = sum(it.tokens for it in view.items[head:first])
+            size = max(min(size, floor - kept), size - overshoot)  # beyond the floor the budget guard acts
+        merge = first < start
+        span = [it.key for it in view.items[first:start]] + raw_span
+        if span_raw == 0 and not (merge and len(span) >= 2):
             return actions
+        if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
+            actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
+                                      reason="memory allotment full: merge the newest blocks" if merge
+                                      else "over budget"))
+        return actions
         # a merged block leaves part of the room free, so the next folds append instead of merging again
         size = int(room * cfg.merge_share) if merge else \
             min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
