@@ -527,7 +527,7 @@ class MemorySession:
                     if action.mode == "think":
                         meta["fallback"] = "no thinker configured"
                     new, ev = fold(self.view, span=action.span, counter=self.counter, config=self.fold_config,
-                                   meta=meta)
+                                   meta=meta, block_tokens=action.block_tokens)
             elif isinstance(action, EvictAction):
                 new, ev = evict(self.view, ids=action.ids, counter=self.counter, config=self.evict_config, meta=meta)
             elif isinstance(action, RecallAction):
