@@ -77,6 +77,7 @@ class _KeepOp(BaseModel):
 class _Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     actions: list[_FoldOp | _EvictOp | _RecallOp | _KeepOp] = Field(max_length=8)
+    cut_off: bool = False  # the answer ended inside the JSON (token cap); its complete actions were kept
 
 
 class DecisionRecord(BaseModel):
@@ -159,22 +160,43 @@ def decision_schema(movable: list[str], evictable: list[str], *, max_actions: in
 
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_ACTIONS_OBJECT = re.compile(r'\{\s*"actions"')
 
 
 def parse_decision(text: str) -> _Decision:
     """Strictly parse the JSON decision in the thinker's answer (after any thinking)."""
     if not text or "{" not in text:
         raise DecisionError("no JSON object in the answer")
-    start = text.find('{"actions"')
+    found = _ACTIONS_OBJECT.search(text)
+    start = found.start() if found else -1
     candidate = text[start:] if start >= 0 else _JSON_OBJECT.search(text).group(0)  # type: ignore[union-attr]
     try:
         obj, _end = json.JSONDecoder().raw_decode(candidate)
     except json.JSONDecodeError as exc:
-        raise DecisionError(f"answer is not valid JSON: {exc.msg}") from None
+        obj = _complete_actions(candidate) if start >= 0 else None
+        if obj is None:
+            raise DecisionError(f"answer is not valid JSON: {exc.msg}") from None
     try:
         return _Decision.model_validate(obj)
     except ValidationError as exc:
         raise DecisionError(f"answer does not follow the grammar: {exc.errors()[0]['msg']}") from None
+
+
+def _complete_actions(candidate: str) -> dict[str, Any] | None:
+    """The whole action objects of an answer cut off inside `{"actions": [...` (a constrained model that hit its
+    token cap): kept rather than thrown away with the incomplete one."""
+    decoder = json.JSONDecoder()
+    pos = candidate.find("[") + 1
+    actions: list[Any] = []
+    while pos > 0:
+        while pos < len(candidate) and candidate[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            obj, pos = decoder.raw_decode(candidate, pos)
+        except json.JSONDecodeError:
+            break
+        actions.append(obj)
+    return {"actions": actions, "cut_off": True} if actions else None
 
 
 def _op_text(op: Any) -> str:
@@ -308,6 +330,8 @@ class ThinkerPolicy(BudgetPolicy):
             more, projected = self._complete(view, touched, projected, head=head, recent=recent)
             actions.extend(more)
             repaired = bool(more)
+        if decision.cut_off:
+            errors.append("answer cut off by the token cap; its complete actions were kept")
         record = DecisionRecord(valid=not errors, applied=applied, repaired=repaired, fallback=applied == 0 and
                                 repaired, errors=tuple(errors), ops=tuple(_op_text(op) for op in decision.actions),
                                 projected_tokens=projected)

@@ -197,6 +197,8 @@ def test_parse_decision_is_strict():
         parse_decision('{"actions": [{"op": "fold", "from": "a", "to": "b", "extra": 1}]}')
     with pytest.raises(DecisionError):
         parse_decision('{"actions": [')
+    cut = parse_decision('{"actions": [{"op": "evict", "ids": ["m-1"]}, {"op": "fold", "from": "m-2", "to')
+    assert cut.cut_off and [a.op for a in cut.actions] == ["evict"]
     with pytest.raises(DecisionError):
         parse_decision('{"actions": [{"op": "delete", "ids": ["x"]}]}')
 
