@@ -43,7 +43,8 @@ class ThinkerPolicyConfig(BudgetConfig):
     preview_chars: int = Field(default=60, ge=0, le=400)
     max_index_items: int = Field(default=600, ge=10, description="Movable items shown (all, up to this many; the "
                                  "newest are kept when there are more).")
-    decision_tokens: int = Field(default=160, ge=32, description="max_new_tokens of a decision.")
+    decision_tokens: int = Field(default=120, ge=32, description="max_new_tokens of a decision (compact JSON: "
+                                 "three actions fit in ~80 tokens).")
     ask_at: Literal["soft", "hard"] = Field(default="soft", description="Ask the model from the soft watermark on, "
                                             "or only once the view is over the budget.")
     ask_step_ratio: float = Field(default=0.1, gt=0, le=1, description="After a decision, ask again once the view "
@@ -138,7 +139,8 @@ def view_index(view: View, *, preview_chars: int, max_items: int, start: int = 0
     return lines
 
 
-def decision_schema(movable: list[str], evictable: list[str], *, max_actions: int = 4) -> dict[str, Any]:
+def decision_schema(movable: list[str], evictable: list[str], *, max_actions: int = 3, max_ids: int = 6
+                    ) -> dict[str, Any]:
     """JSON schema of a decision for this view: keys are enums, so a constrained model cannot name unknown ones."""
     keys = {"type": "string", "enum": movable} if movable else {"type": "string"}
     options: list[dict[str, Any]] = [
@@ -152,7 +154,8 @@ def decision_schema(movable: list[str], evictable: list[str], *, max_actions: in
     if evictable:
         options.insert(1, {"type": "object", "properties": {
             "op": {"const": "evict"},
-            "ids": {"type": "array", "items": {"type": "string", "enum": evictable}, "minItems": 1, "maxItems": 12}},
+            "ids": {"type": "array", "items": {"type": "string", "enum": evictable}, "minItems": 1,
+                    "maxItems": min(max_ids, len(evictable))}},
             "required": ["op", "ids"], "additionalProperties": False})
     return {"type": "object", "properties": {"actions": {"type": "array", "items": {"anyOf": options},
                                                           "minItems": 1, "maxItems": max_actions}},
@@ -308,7 +311,7 @@ class ThinkerPolicy(BudgetPolicy):
                     actions.append(FoldAction(span=tuple(keys), mode=cfg.fold_mode, reason="thinker decision"))
                 elif isinstance(op, _EvictOp):
                     ids: list[str] = []
-                    for key in op.ids:
+                    for key in dict.fromkeys(op.ids):  # a small model repeats ids: once is what it meant
                         i = index.get(key)
                         if i is None or not (head <= i < recent) or not isinstance(view.items[i], MessageItem):
                             raise DecisionError(f"cannot evict {key!r} (unknown, pinned, recent or not a message)")
@@ -319,6 +322,8 @@ class ThinkerPolicy(BudgetPolicy):
                     projected -= sum(max(0, view.items[index[k]].tokens - 60) for k in ids)
                     actions.append(EvictAction(ids=tuple(ids), reason="thinker decision"))
                 elif isinstance(op, _RecallOp):
+                    if any(isinstance(a, RecallAction) for a in actions):
+                        raise DecisionError("one recall per decision")
                     projected += cfg.recall_tokens
                     actions.append(RecallAction(query=op.query, budget_tokens=cfg.recall_tokens,
                                                 reason="thinker decision"))

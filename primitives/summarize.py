@@ -44,6 +44,8 @@ class SummarizeConfig(BaseModel):
     values_tokens: int = Field(default=120, ge=0, description="Budget for merged extractive values.")
     target_ratio: float = Field(default=4.0, ge=1.0, description="Ask for at most span tokens / this many tokens: "
                                 "decode time is what a CPU thinker spends, so small spans get short notes.")
+    max_new_tokens: int = Field(default=192, ge=16, description="Cap on the tokens the thinker generates (the "
+                                "block also carries merged values): ~10 s of decode on a 2-core CPU.")
 
 
 SYSTEM_PROMPT = (
@@ -76,7 +78,7 @@ def thinking_request(view: View, *, span: Sequence[str], task: str, counter: Tok
         lines.append(f"<{label}>\n{text}\n</{label}>")
     transcript = "\n".join(fit_to_budget(lines, config.max_source_tokens, counter))
     span_tokens = sum(it.tokens for it in items)
-    max_new = max(32, min(config.max_block_tokens, int(span_tokens / config.target_ratio)))
+    max_new = max(32, min(config.max_block_tokens, config.max_new_tokens, int(span_tokens / config.target_ratio)))
     user = (f"Task of the agent:\n{task.strip()[:1500]}\n\nTranscript span to compress:\n{transcript}\n\n"
             f"Write the notes now (at most {max_new} tokens).")
     return ThinkRequest(messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],

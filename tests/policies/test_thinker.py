@@ -210,3 +210,21 @@ def test_decision_schema_lists_keys_and_omits_evict_without_candidates():
     s = decision_schema(["a", "b"], ["b"])
     evict = s["properties"]["actions"]["items"]["anyOf"][1]
     assert evict["properties"]["ids"]["items"]["enum"] == ["b"]
+
+
+def test_repeated_ids_are_taken_once_and_one_recall_per_decision(tmp_path):
+    def answer(req):
+        evictable = req.json_schema["properties"]["actions"]["items"]["anyOf"][1]["properties"]["ids"]["items"]
+        key = evictable["enum"][0]
+        return json.dumps({"actions": [{"op": "evict", "ids": [key, key, key]},
+                                       {"op": "recall", "query": "inv_1"}, {"op": "recall", "query": "inv_2"}]})
+
+    session, _ = _session(tmp_path, answer, budget_tokens=8000)
+    history = synthetic_history(60, output_chars=900)
+    cut = next(n for n in range(10, len(history)) if history[n]["role"] == "assistant"
+               and session.counter.messages(history[:n]) > 0.87 * 8000)
+    session.prepare(history[:cut])
+    (d,) = _decisions(session)
+    assert d["applied"] == 2 and d["errors"] == ["one recall per decision"], d["errors"]
+    (ev,) = [a for a in session.last.actions if a["kind"] == "evict"]
+    assert ev["covers"] == 1
