@@ -10,8 +10,8 @@ JSON schema (llama.cpp turns it into a grammar; keys are enums of the movable ke
                  {"op": "keep"}]}
 
 `judge` checks each action against the view (keys exist, spans are whole units outside the pinned head and the
-newest rounds — a span is widened to whole units rather than refused); an invalid action is dropped, not the whole
-decision. A decision that would leave the view over budget is repaired: the budget rule folds the oldest untouched
+newest rounds — a span is widened to whole units, and overlapping or adjacent folds merged, rather than refused); an
+invalid action is dropped, not the whole decision. A decision that would leave the view over budget is repaired: the budget rule folds the oldest untouched
 units after the model's actions. Every decision comes back with a DecisionRecord (valid, applied, repaired,
 errors), which the session logs. Tool text is shown only as quoted data, and the prompt says so.
 """
@@ -49,6 +49,9 @@ class ThinkerPolicyConfig(BudgetConfig):
                                             "or only once the view is over the budget.")
     ask_step_ratio: float = Field(default=0.1, gt=0, le=1, description="After a decision, ask again once the view "
                                   "grew by this share of the budget (or went over it).")
+    repair_mode: Literal["extractive", "think"] = Field(default="extractive", description="Fold mode of the budget "
+                                                        "rule's completion of a decision: extractive costs no second "
+                                                        "model call on the critical path.")
 
 
 class _FoldOp(BaseModel):
@@ -102,7 +105,8 @@ SYSTEM = (
     '{"actions": [...]} where each action is {"op": "fold", "from": KEY, "to": KEY} (replace items from..to with '
     'a summary note), {"op": "evict", "ids": [KEY, ...]} (replace tool outputs with a stub; recallable), '
     '{"op": "recall", "query": WORDS} (bring archived content back), or {"op": "keep"} (change nothing). '
-    "Prefer one large fold of the oldest finished work over many small ones."
+    "Use at most 3 actions that do not overlap; prefer one large fold of the oldest finished work over many "
+    "small ones."
 )
 
 
@@ -282,16 +286,13 @@ class ThinkerPolicy(BudgetPolicy):
         cfg: ThinkerPolicyConfig = self.config  # type: ignore[assignment]
         head, recent = pinned_head(view), recent_start(view, cfg.keep_recent_rounds)
         index = view.index()
-        units = view.units()
-        unit_of = {i: (s, e) for s, e in units for i in range(s, e)}
-        projected = view.tokens
-        actions: list[Action] = []
+        unit_of = {i: (s, e) for s, e in view.units() for i in range(s, e)}
+        spans: list[list[int]] = []  # [start, end) of the folds; overlapping or adjacent ones are merged
+        evicted: dict[str, None] = {}
+        recall: RecallAction | None = None
         errors: list[str] = []
-        touched: set[str] = set()
         for op in decision.actions:
             try:
-                if isinstance(op, _KeepOp):
-                    continue
                 if isinstance(op, _FoldOp):
                     if op.from_ not in index or op.to not in index:
                         raise DecisionError(f"fold names unknown keys {op.from_!r}..{op.to!r}")
@@ -300,35 +301,45 @@ class ThinkerPolicy(BudgetPolicy):
                     if a < head or b > recent:
                         raise DecisionError(f"fold {op.from_}..{op.to} reaches into the pinned head or the newest "
                                             "turns")
-                    keys = [it.key for it in view.items[a:b]]
-                    if touched & set(keys):
-                        raise DecisionError(f"fold {op.from_}..{op.to} overlaps another action")
-                    gain = sum(it.tokens for it in view.items[a:b]) - cfg.block_tokens
-                    if len(keys) < 2 and gain <= 0:
-                        raise DecisionError(f"fold {op.from_}..{op.to} would not make the view smaller")
-                    touched |= set(keys)
-                    projected -= max(0, gain)
-                    actions.append(FoldAction(span=tuple(keys), mode=cfg.fold_mode, reason="thinker decision"))
+                    if any(index[k] in range(a, b) for k in evicted):
+                        raise DecisionError(f"fold {op.from_}..{op.to} overlaps an eviction")
+                    for other in [sp for sp in spans if sp[0] <= b and a <= sp[1]]:  # a small model splits or
+                        spans.remove(other)                                          # repeats folds: one span
+                        a, b = min(a, other[0]), max(b, other[1])
+                    spans.append([a, b])
                 elif isinstance(op, _EvictOp):
-                    ids: list[str] = []
-                    for key in dict.fromkeys(op.ids):  # a small model repeats ids: once is what it meant
+                    ids = list(dict.fromkeys(op.ids))  # a small model repeats ids: once is what it meant
+                    for key in ids:
                         i = index.get(key)
                         if i is None or not (head <= i < recent) or not isinstance(view.items[i], MessageItem):
                             raise DecisionError(f"cannot evict {key!r} (unknown, pinned, recent or not a message)")
-                        if key in touched:
+                        if key in evicted or any(sp[0] <= i < sp[1] for sp in spans):
                             raise DecisionError(f"evict {key!r} overlaps another action")
-                        ids.append(key)
-                    touched.update(ids)
-                    projected -= sum(max(0, view.items[index[k]].tokens - 60) for k in ids)
-                    actions.append(EvictAction(ids=tuple(ids), reason="thinker decision"))
+                    evicted.update(dict.fromkeys(ids))
                 elif isinstance(op, _RecallOp):
-                    if any(isinstance(a, RecallAction) for a in actions):
+                    if recall is not None:
                         raise DecisionError("one recall per decision")
-                    projected += cfg.recall_tokens
-                    actions.append(RecallAction(query=op.query, budget_tokens=cfg.recall_tokens,
-                                                reason="thinker decision"))
+                    recall = RecallAction(query=op.query, budget_tokens=cfg.recall_tokens, reason="thinker decision")
             except DecisionError as exc:
                 errors.append(str(exc))
+        projected = view.tokens
+        actions: list[Action] = []
+        if evicted:
+            projected -= sum(max(0, view.items[index[k]].tokens - 60) for k in evicted)
+            actions.append(EvictAction(ids=tuple(evicted), reason="thinker decision"))
+        touched = set(evicted)
+        for a, b in sorted(spans):
+            keys = [it.key for it in view.items[a:b]]
+            gain = sum(it.tokens for it in view.items[a:b]) - cfg.block_tokens
+            if len(keys) < 2 and gain <= 0:
+                errors.append(f"fold {keys[0]} alone would not make the view smaller")
+                continue
+            touched |= set(keys)
+            projected -= max(0, gain)
+            actions.append(FoldAction(span=tuple(keys), mode=cfg.fold_mode, reason="thinker decision"))
+        if recall is not None:
+            projected += cfg.recall_tokens
+            actions.append(recall)
         applied = len(actions)
         repaired = False
         if projected > cfg.budget_tokens:
@@ -372,8 +383,8 @@ class ThinkerPolicy(BudgetPolicy):
             if projected - run_tokens + cfg.block_tokens * (len(spans) + 1) <= target:
                 break
         close()
-        actions: list[Action] = [FoldAction(span=tuple(sp), mode=cfg.fold_mode, reason="budget rule completes the "
-                                            "thinker decision") for sp in spans]
+        actions: list[Action] = [FoldAction(span=tuple(sp), mode=cfg.repair_mode, reason="budget rule completes "
+                                            "the thinker decision") for sp in spans]
         if projected > cfg.budget_tokens:
             folded = {k for sp in spans for k in sp} | touched
             newest = recent_start(view, 1)

@@ -228,3 +228,19 @@ def test_repeated_ids_are_taken_once_and_one_recall_per_decision(tmp_path):
     assert d["applied"] == 2 and d["errors"] == ["one recall per decision"], d["errors"]
     (ev,) = [a for a in session.last.actions if a["kind"] == "evict"]
     assert ev["covers"] == 1
+
+
+def test_overlapping_and_adjacent_folds_are_merged(tmp_path):
+    def answer(req):
+        keys = _index_keys(req)
+        return json.dumps({"actions": [{"op": "fold", "from": keys[10], "to": keys[30]},
+                                       {"op": "fold", "from": keys[0], "to": keys[12]},
+                                       {"op": "fold", "from": keys[31], "to": keys[-1]}]})
+
+    session, thinker = _session(tmp_path, answer)
+    session.prepare(synthetic_history(40, output_chars=400))
+    (d,) = _decisions(session)
+    assert d["valid"] and d["applied"] == 1 and len(d["ops"]) == 3
+    (fold,) = [a for a in session.last.actions if a["kind"] == "fold"]
+    assert fold["covers"] == len(_index_keys(thinker.requests[0]))
+    session.view.validate()

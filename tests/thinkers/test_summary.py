@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agentmem.replay import Trajectory, run_replay
 from agentmem.testing import ScriptedThinker, synthetic_history
 from agentmem.thinkers import THINKER_SUMMARY_KEYS, ThinkerStats, ThinkResult, thinker_summary
@@ -58,3 +60,30 @@ def test_replay_writes_the_thinker_object(tmp_path):
     assert t["decisions_valid"] >= 1 and t["decisions_applied"] >= 1
     none = run_replay([traj], tmp_path / "x", policy="budget", budget_tokens=4000, plot=False)
     assert none["thinker"] is None
+
+
+def test_run_without_a_model_has_no_thinker_object(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentmem.cli import app
+
+    r = CliRunner().invoke(app, ["run", "--task", "todo_add_task-0", "--policy", "budget", "--budget", "4000",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "summary.json").read_text())["thinker"] is None
+
+
+@pytest.mark.model
+def test_run_with_the_small_model_reports_llamacpp_figures(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentmem.cli import app
+
+    r = CliRunner().invoke(app, ["run", "--task", "email_count_from-0", "--policy", "thinker", "--thinker", "smollm2",
+                                 "--budget", "1500", "--set", "block_tokens=200", "--no-background",
+                                 "--think-tokens", "64", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    t = json.loads((tmp_path / "summary.json").read_text())["thinker"]
+    assert tuple(t) == THINKER_SUMMARY_KEYS and t["backend"] == "llama.cpp"
+    assert t["model"] == "smollm2-135m-instruct-q4_1" and t["calls"] >= 1 and t["prefill_tok_s"] > 0
+    assert t["decisions_valid"] + t["fallbacks"] >= 1
