@@ -52,7 +52,7 @@ if [ "$CPU" = 1 ]; then PROMPT=1500; TMODE=skip; else PROMPT=3000; TMODE=full; f
 
 echo "== llama.cpp and transformers (bench/thinker_speed.py)"
 timeout "$(deadline)" "$PY" bench/thinker_speed.py --model "$MODEL" --prompt-tokens "$PROMPT" \
-  --transformers "$TMODE" --transformers-timeout 150 --json bench/results/gpu_check.json
+  --transformers "$TMODE" --transformers-timeout 150 --json "${GPU_CHECK_JSON:-bench/results/gpu_check.json}"
 rc=$?
 [ $rc -ne 0 ] && echo "thinker_speed.py exited $rc"
 

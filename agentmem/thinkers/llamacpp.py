@@ -49,7 +49,7 @@ def gpu_offload_available() -> bool:
     try:
         import xllamacpp
 
-        return any("CPU" not in str(d.get("type", "")) for d in xllamacpp.get_device_info())
+        return any("GPU" in getattr(d.get("type"), "name", str(d.get("type"))) for d in xllamacpp.get_device_info())
     except Exception:  # noqa: BLE001 - no binding, or a build without device info: no offload
         return False
 

@@ -4,6 +4,7 @@ concurrent and async calls, prompt-cache reuse, schema-constrained decisions, cl
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -117,3 +118,22 @@ def test_errors_are_thinker_errors(thinker, tmp_path):
 
 def test_make_thinker_local_is_llamacpp_on_this_cpu():
     assert isinstance(make_thinker("local"), LlamaCppThinker)
+
+
+def test_gpu_check_script_cpu_path(tmp_path):
+    """bench/gpu_check.sh --cpu: the script a GPU machine will run, on its CPU path with the small model."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "GPU_CHECK_JSON": str(out), "PYTHON": sys.executable}
+    r = subprocess.run(["bash", "bench/gpu_check.sh", "--cpu", "--model", "smollm2"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "llama.cpp (xllamacpp): installed" in r.stdout and "prefill tok/s" in r.stdout
+    (row,) = json.loads(out.read_text())["backends"]
+    assert row["backend"] == "llama.cpp" and row["load_s"] > 0 and row["prefill_tok_s"] > 0
+    assert row["decode_tok_s"] > 0 and row["fold"]["seconds"] > 0
