@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import operator
 import threading
 import time
@@ -54,6 +55,8 @@ from agentmem.view import (
 )
 
 __all__ = ["MemorySession", "RoundStats", "BranchPoint", "SessionBusyError"]
+
+_log = logging.getLogger(__name__)
 
 RECALL_TOOL_NAME = "recall_memory"  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
@@ -142,9 +145,9 @@ _WRITE_RETRIES = 8  # refreshes after another writer moved the branch on, before
 
 @dataclass
 class _BackgroundFold:
-    """A thinking fold planned at the soft watermark and running in a worker thread."""
+    """A thinking fold (or, with action None, a policy decision) planned at the soft watermark, in a worker."""
 
-    action: FoldAction
+    action: FoldAction | None
     future: concurrent.futures.Future
     planned_round: int
     started: float
@@ -496,7 +499,14 @@ class MemorySession:
     def _plan(self, stats: RoundStats) -> _Plan:
         ctx = self._context()
         thinking: str | None = None
-        request = self.policy.thinking_request(self.view, ctx)
+        judge = getattr(self.policy, "judge", None)  # a policy the model drives (ThinkerPolicy)
+        if judge is None:
+            request = self.policy.thinking_request(self.view, ctx)
+        elif self.background and not self._over_budget():
+            request = None  # asked off the critical path, from _start_background
+        else:
+            request = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
+        result: ThinkResult | BaseException | None = None
         if request is not None:
             if self.thinker is None:
                 stats.rejected.append("policy asked for a thinker but none is configured")
@@ -506,8 +516,46 @@ class MemorySession:
                     stats.rejected.append(f"policy thinker failed: {result}")
                 else:  # a decision is the visible answer; a non-thinking model has only text
                     thinking = result.answer or result.text
-        for action in self.policy.decide(self.view, ctx, thinking):
+        if judge is None:
+            actions = self.policy.decide(self.view, ctx, thinking)
+        else:
+            actions, record = judge(self.view, ctx, thinking)
+            if result is not None:
+                self._log_decision(stats, record, result, background=False)
+        for action in actions:
             yield from self._apply(action, stats)
+        if result is not None:
+            self._decided_at = self.view.tokens
+
+    def _log_decision(self, stats: RoundStats, record: Any, result: ThinkResult | BaseException,
+                      *, background: bool) -> None:
+        """Every model decision goes into the round's actions (and the log) with its validation result."""
+        if isinstance(result, BaseException):
+            entry: dict[str, Any] = {"kind": "decision", "valid": False, "applied": 0, "fallback": True,
+                                     "errors": [f"thinker failed: {type(result).__name__}: {result}"[:300]]}
+        else:
+            entry = {"kind": "decision", **record.model_dump(), "thinker_s": round(result.seconds, 3)}
+            entry["errors"], entry["ops"] = list(record.errors), list(record.ops)
+        entry["background"] = background
+        stats.actions.append(entry)
+        _log.info("agentmem %s: model decision %s", self.session_id, entry)
+
+    def _decide_off_path(self, view: View, ctx: Any, request: ThinkRequest) -> tuple[Any, ...]:
+        """Worker thread: the model's decision over a snapshot of the view, then the thinking folds it asks for."""
+        try:
+            result: ThinkResult | BaseException = self.thinker.think(request)  # type: ignore[union-attr]
+        except Exception as exc:  # becomes a logged fallback at collection
+            return exc, [], None, {}
+        actions, record = self.policy.judge(view, ctx, result.answer or result.text)
+        folds: dict[tuple[str, ...], ThinkResult | BaseException] = {}
+        for action in actions:
+            if isinstance(action, FoldAction) and action.mode == "think":
+                fold_request = thinking_request(view, span=action.span, task=self.task, counter=self.counter,
+                                                config=self.summarize_config)
+                if self.thinker_timeout_s:
+                    fold_request = fold_request.model_copy(update={"timeout_s": self.thinker_timeout_s})
+                folds[action.span] = self._call_thinker_sync(fold_request)
+        return result, actions, record, folds
 
     def _apply(self, action: Action, stats: RoundStats) -> _Plan:
         policy_name = getattr(self.policy, "name", type(self.policy).__name__)
@@ -674,6 +722,20 @@ class MemorySession:
         plan_ahead = getattr(self.policy, "plan_ahead", None)
         if not self.background or self._job is not None or plan_ahead is None:
             return
+        if getattr(self.policy, "judge", None) is not None:  # the model decides, off the critical path
+            ctx = self._context()
+            decision = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
+            if decision is None:
+                return
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                       thread_name_prefix="agentmem-fold")
+            future = self._executor.submit(self._decide_off_path, self.view.copy(), ctx, decision)
+            self._job = _BackgroundFold(action=None, future=future, planned_round=self.rounds,
+                                        started=time.perf_counter(), branch=self.branch)
+            self._decided_at = self.view.tokens
+            stats.actions.append({"kind": "planned", "decision": True, "background": True})
+            return
         action = plan_ahead(self.view, self._context())
         if action is None:
             return
@@ -695,7 +757,21 @@ class MemorySession:
             return
         self._job = None
         if job.branch != self.branch:  # planned on another branch: its span may hold other content here
-            stats.rejected.append(f"background fold dropped: planned on branch {job.branch}")
+            stats.rejected.append(f"background {'decision' if job.action is None else 'fold'} dropped: planned on "
+                                  f"branch {job.branch}")
+            return
+        if job.action is None:  # a model decision and the thinking folds it asked for
+            result, actions, record, folds = job.future.result()
+            self._log_decision(stats, record, result, background=True)
+            for action in actions:
+                plan = self._apply(action, stats)
+                try:
+                    next(plan)
+                    while True:
+                        plan.send(folds.get(action.span) or EventError("no background thinker result"))
+                except StopIteration:
+                    pass
+            self._decided_at = self.view.tokens
             return
         meta: dict[str, Any] = {"policy": getattr(self.policy, "name", "?"), "reason": job.action.reason,
                                 "background": True, "planned_round": job.planned_round,
