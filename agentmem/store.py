@@ -401,6 +401,25 @@ class Store:
         return [h for h in out if h.message_id not in excluded][:limit]
 
 
+    def find_text(self, session_id: str, needles: Sequence[str], *, limit: int = 400) -> list[SearchHit]:
+        """Messages whose text contains every needle (case-insensitive, exact substring), in session order.
+
+        The exact look-up beside `search`: ids, call names with their arguments and quoted phrases must be found
+        even where bm25 ranks a long message low or the tokenizer splits the value."""
+        needles = [n.lower() for n in needles if n]
+        if not needles:
+            return []
+        conds = []
+        for n in needles:
+            pat = "%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds.append(func.lower(messages_table.c.body).like(pat, escape="\\"))
+        q = (select(messages_table.c.id, messages_table.c.seq, messages_table.c.role, messages_table.c.body)
+             .where(messages_table.c.session_id == session_id, *conds)
+             .order_by(messages_table.c.seq).limit(limit))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [SearchHit(message_id=m, seq=int(sq), role=r, score=1.0, body=b) for m, sq, r, b in rows]
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     try:
