@@ -34,7 +34,8 @@ __all__ = ["ArchiveQuery", "parse_query", "find_archived", "rounds_of", "recall_
 RECALL_TOOL_NAME = "recall_memory"
 _QUOTED = re.compile(r'"([^"]{2,})"|\'([^\']{2,})\'')
 _WORD = re.compile(r"[^\s,;:=(){}\[\]\"']+")
-_CALL_NAME = re.compile(r"^[A-Za-z]+(?:[_.][A-Za-z]+)+$")  # show_playlist_songs, music.like_song
+_CALL_NAME = re.compile(r"^[A-Za-z]+(?:[_.][A-Za-z]+)+$")
+_FIRST_NAME = re.compile(r"^[A-Za-z]+(?:[_.][A-Za-z]+)*$")  # show_playlist_songs, music.like_song
 
 
 class ArchiveQuery:
@@ -45,9 +46,10 @@ class ArchiveQuery:
         self.phrases = [a or b for a, b in _QUOTED.findall(self.query)]
         rest = _QUOTED.sub(" ", self.query)
         self.words = [w.strip(".") for w in _WORD.findall(rest) if w.strip(".")]
-        # a name-like word followed by a value is an argument name ("playlist_id 17"), otherwise a call name
-        self.call_names = [w for i, w in enumerate(self.words) if _CALL_NAME.match(w)
-                           and (i + 1 == len(self.words) or _CALL_NAME.match(self.words[i + 1]))]
+        # the first word may name a call ("login username …"); later, a name-like word followed by a value is an
+        # argument name ("playlist_id 17"), otherwise a call name
+        self.call_names = [w for i, w in enumerate(self.words) if (i == 0 and _FIRST_NAME.match(w)) or (
+            _CALL_NAME.match(w) and (i + 1 == len(self.words) or _CALL_NAME.match(self.words[i + 1])))]
         self.values = [v for v in extract_values(rest) if v not in self.call_names]
 
 
@@ -86,16 +88,25 @@ def _calls_of(m: Message) -> list[tuple[set[str], dict[str, str]]]:
     return out
 
 
-def _call_matches(q: ArchiveQuery, names: set[str], args: dict[str, str]) -> bool:
-    """The query names this call, and every `key value` pair it gives for one of the call's arguments agrees."""
-    words = [w.lower() for w in q.words]
+def _call_match(q: ArchiveQuery, names: set[str], args: dict[str, str]) -> int | None:
+    """None when the query does not name this call or gives another value for one of its arguments; else how
+    many of the call's arguments the query left unnamed (0: the query names exactly this call)."""
     wanted = [n.lower() for n in q.call_names]
     if not any(n in names or n.split(".")[-1] in names for n in wanted):
-        return False
-    for i, w in enumerate(words[:-1]):
-        if w in args and w not in names and args[w] != words[i + 1].strip("'\""):
-            return False
-    return True
+        return None
+    text = " " + " ".join(q.words).lower() + " "
+    unnamed = 0
+    for key, value in args.items():
+        if key in names or key in ("app", "api", "access_token", "password"):
+            continue
+        at = text.find(f" {key} ")
+        if at < 0:
+            unnamed += 1
+            continue
+        given = text[at + len(key) + 2:]
+        if not (given.startswith(value + " ") or given.startswith(value.replace(" ", " ") + " ")):
+            return None
+    return unnamed
 
 
 def _exact_hits(store: Store, session_id: str, q: ArchiveQuery) -> list[SearchHit]:
@@ -111,8 +122,13 @@ def _exact_hits(store: Store, session_id: str, q: ArchiveQuery) -> list[SearchHi
     for name in q.call_names:
         cands = store.find_text(session_id, [name.split(".")[-1]])
         by_id = {m.message.id: m.message for m in store.get_messages(session_id, [c.message_id for c in cands])}
-        add([c for c in cands if c.message_id in by_id
-             and any(_call_matches(q, n, a) for n, a in _calls_of(by_id[c.message_id]))])
+        scored = []
+        for c in cands:
+            scores = [sc for n, a in _calls_of(by_id[c.message_id]) if (sc := _call_match(q, n, a)) is not None] \
+                if c.message_id in by_id else []
+            if scores:
+                scored.append((min(scores), c.seq, c))
+        add([c for _, _, c in sorted(scored, key=lambda t: (t[0], t[1]))])  # exactly this call first, oldest first
     for phrase in q.phrases:
         add(store.find_text(session_id, [phrase]))
     for value in q.values:
