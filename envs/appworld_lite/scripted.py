@@ -138,8 +138,11 @@ class _Parsed:
     tokens: list[tuple[str, str]]
     passwords: list[tuple[str, str]]
     state: dict | None
+    loops: list[tuple[str, Any]] = field(default_factory=list)
 
 
+LOOP = "LOOP "
+_LOOP_RE = re.compile(r"LOOP (s\d+) = ")
 _NEXT_PAGE = re.compile(r"call (?:recall_memory )?again with [^\n\]]*?page=(\d+)")
 
 
@@ -156,6 +159,7 @@ class View:
         self.state: dict | None = None
         self.last_result: Any = None  # envelope / text answering the latest assistant tool call
         self.recall_pages: dict[str, tuple[int, int]] = {}  # recall query -> (page asked, next page offered)
+        self.loops: dict[str, Any] = {}  # loop lists it wrote down once when each loop started (latest wins)
         self.n_assistant = 0
         cache = cache if cache is not None else {}
         last_assistant = -1
@@ -187,6 +191,7 @@ class View:
             self.keys.extend(parsed.keys)
             self.tokens.extend(parsed.tokens)
             self.passwords.extend(parsed.passwords)
+            self.loops.update(parsed.loops)
             if role == "assistant":
                 for c in m.get("tool_calls") or []:
                     fn = (c.get("function") or {}) if isinstance(c, dict) else {}
@@ -243,7 +248,16 @@ class View:
                 keys.append((e["app"], e["api"], _canon(e.get("args") or {})))
             except (TypeError, ValueError):
                 keys.append(None)
-        return _Parsed(envs, keys, tokens, pws, state)
+        loops: list[tuple[str, Any]] = []
+        if LOOP in text:
+            for m in _LOOP_RE.finditer(text):
+                try:
+                    val, _ = _DECODER.raw_decode(text, m.end())
+                except ValueError:
+                    continue  # cut by a fold: as good as gone
+                if isinstance(val, list):
+                    loops.append((m.group(1), val))
+        return _Parsed(envs, keys, tokens, pws, state, loops)
 
 
 def _canon(args: dict) -> str:
@@ -278,6 +292,7 @@ class KB:
         self.tried = tried  # keys recalled for whose value has not come back since (ordered, capped)
         self.give_up = give_up  # too many recalls in a row: every miss now takes its default
         self._derived: dict[str, Any] = {}  # what this call derived already (loop lists, aggregates)
+        self.loop_out: list[tuple[str, list]] = []  # a loop started in this call: its list, written down once
         self._index: dict[tuple[str, str], list[dict]] = {}
         self._exact: dict[tuple[str, str, str], dict] = {}
         for e, key in zip(view.envelopes, view.keys):
@@ -512,11 +527,35 @@ def _item_tag(item: Any) -> str:
 
 
 def _loop_items(stage: Any, kb: KB) -> list:
-    """The loop's list, derived again from the view (the observations it was built from; recalled when gone)."""
+    """The loop's list: the line it wrote when the loop started (in view, or recalled by its words), else derived
+    again from the observations it was built from (recalled when gone)."""
     key = "items:" + stage.key
-    if key not in kb._derived:
+    if key in kb._derived:
+        return kb._derived[key]
+    if stage.key in kb.view.loops:
+        kb.found(f"loop:{stage.key}")
+        kb._derived[key] = kb.view.loops[stage.key]
+        return kb._derived[key]
+    try:
         kb._derived[key] = _jsonable(stage.items(kb) or [])
+    except Missing:
+        if kb.view.state and int(kb.view.state.get("k", 0)) >= _stage_index(stage.key) and \
+                kb.view.state.get("s") != FIRST:
+            kb.miss(f"loop:{stage.key}", f'"{LOOP}{stage.key} = "')  # my own line first: one short recall
+        raise
     return kb._derived[key]
+
+
+def _stage_index(key: str) -> int:
+    return int(key[1:]) if key[1:].isdigit() else -1
+
+
+def _start_loop(stage: Any, kb: KB) -> list:
+    """A loop starts: derive its list from the view and write it down once, in this call's one-line thought."""
+    items = _loop_items(stage, kb)
+    if items:
+        kb.loop_out.append((stage.key, items))
+    return items
 
 
 def _items_fn(items: Any) -> Callable[[KB], list]:
@@ -557,7 +596,7 @@ class Each(Stage):
         return _loop_items(self, kb)
 
     def first(self, kb: KB) -> Any:
-        items = _loop_items(self, kb)
+        items = _start_loop(self, kb)
         return [0, _item_tag(items[0])] if items else DONE
 
     def action(self, sub: Any, kb: KB) -> Act:
@@ -600,7 +639,7 @@ class EachPages(Stage):
         return _loop_items(self, kb)
 
     def first(self, kb: KB) -> Any:
-        items = _loop_items(self, kb)
+        items = _start_loop(self, kb)
         return [0, 0, _item_tag(items[0])] if items else DONE
 
     def action(self, sub: Any, kb: KB) -> Act:
@@ -663,7 +702,9 @@ class ScriptedAgent:
         view = View(list(messages or []), self._cache)
         st = dict(view.state) if view.state else {"k": 0, "s": FIRST, "p": False, "m": "init", "t": [], "c": 0,
                                                   "r": None, "n": 0}
-        note, act, kind = self._decide(st, view)
+        note, act, kind, loops = self._decide(st, view)
+        for key, items in loops:  # a loop started: its list, once, on the same line
+            note += f" {LOOP}{key} = {json.dumps(items, separators=(',', ':'))}"
         st["n"] = int(st.get("n", 0)) + 1
         call_id = f"call_{st['n']:04d}"
         if act is not None:
@@ -689,7 +730,7 @@ class ScriptedAgent:
                 "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
 
     # ---------------------------------------------------------------------------------------------------
-    def _decide(self, st: dict, view: View) -> tuple[str, Act | None, str]:
+    def _decide(self, st: dict, view: View) -> tuple[str, Act | None, str, list]:
         if st.get("m") == "main":
             res = view.last_result
             if isinstance(res, dict) and res.get("status") == "error" and \
@@ -701,11 +742,11 @@ class ScriptedAgent:
         tried = list(st.get("t") or [])
         kb = KB(view, tried, give_up=int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
 
-        def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str]:
+        def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list]:
             st["t"] = tried[-MAX_TRIED:]
             if kind == "main":
                 st["c"] = 0  # recalls in a row are counted until the next real step
-            return note, act, kind
+            return note, act, kind, kb.loop_out if kind == "main" else []
 
         try:
             if st.get("r"):
@@ -744,6 +785,6 @@ class ScriptedAgent:
             if e.page > 1:
                 args["page"] = e.page
             return f"not in view any more: recalling {e.query!r}", Act("recall_memory", "recall_memory", args), \
-                "recall"
+                "recall", []
         except NeedAux as e:
             return done(f"fetching again: {e.act.app}.{e.act.api}", e.act, "aux")
