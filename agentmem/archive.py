@@ -109,7 +109,21 @@ def _call_match(q: ArchiveQuery, names: set[str], args: dict[str, str]) -> int |
     return unnamed
 
 
-def _exact_hits(store: Store, session_id: str, q: ArchiveQuery) -> list[SearchHit]:
+def _exact_hits(store: Store, session_id: str, q: ArchiveQuery) -> tuple[list[SearchHit], list[SearchHit]]:
+    """(call hits, phrase and value hits): calls come with their round; a phrase found in an assistant message
+    (a note the agent wrote) is the answer itself."""
+    calls = _call_hits(store, session_id, q)
+    seen = {h.message_id for h in calls}
+    texts: list[SearchHit] = []
+    for needle in [*q.phrases, *q.values]:
+        for h in store.find_text(session_id, [needle]):
+            if h.message_id not in seen:
+                seen.add(h.message_id)
+                texts.append(h)
+    return calls, texts
+
+
+def _call_hits(store: Store, session_id: str, q: ArchiveQuery) -> list[SearchHit]:
     hits: list[SearchHit] = []
     seen: set[str] = set()
 
@@ -129,10 +143,6 @@ def _exact_hits(store: Store, session_id: str, q: ArchiveQuery) -> list[SearchHi
             if scores:
                 scored.append((min(scores), c.seq, c))
         add([c for _, _, c in sorted(scored, key=lambda t: (t[0], t[1]))])  # exactly this call first, oldest first
-    for phrase in q.phrases:
-        add(store.find_text(session_id, [phrase]))
-    for value in q.values:
-        add(store.find_text(session_id, [value]))
     return hits
 
 
@@ -158,14 +168,34 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     visible = {it.key for it in view.items if isinstance(it, MessageItem)}
     visible |= {src for it in view.items if isinstance(it, RecalledItem) for src in it.sources}
     q = ArchiveQuery(query)
-    exact = [h for h in _exact_hits(store, session_id, q) if h.message_id not in visible]
+    calls, texts = _exact_hits(store, session_id, q)
+    calls = [h for h in calls if h.message_id not in visible]
+    texts = [h for h in texts if h.message_id not in visible]
     fts = store.search(session_id, query, limit=limit * 4, exclude=visible)
     have = {m.id for m in found}
-    exact_msgs = rounds_of(store, session_id, exact, limit=len(exact)) if exact else []
+    exact_msgs = rounds_of(store, session_id, calls, limit=len(calls)) if calls else []
+    notes = [h for h in texts if h.role == "assistant"]
+    if notes:  # the agent's own notes; not its recall calls, whose queries repeat the phrase
+        exact_msgs += [_note_only(s.message) for s in store.get_messages(session_id, [h.message_id for h in notes])
+                       if not (s.message.tool_calls and all(tc.name == RECALL_TOOL_NAME for tc in s.message.tool_calls))
+                       and isinstance(s.message.content, str) and any(p.lower() in s.message.content.lower()
+                                                                      for p in [*q.phrases, *q.values])]
+    others = [h for h in texts if h.role != "assistant"]
+    if others:
+        exact_msgs += rounds_of(store, session_id, others, limit=len(others))
     found.extend(m for m in exact_msgs if m.id not in have and m.id not in visible)
     have = {m.id for m in found}
     found.extend(m for m in rounds_of(store, session_id, fts, limit=limit) if m.id not in have and m.id not in visible)
     return found
+
+
+def _note_only(m: Message) -> Message:
+    """A note the agent wrote beside its calls, as the answer to a phrase look-up: its text, the calls named."""
+    if not m.tool_calls:
+        return m
+    calls = ", ".join(tc.name for tc in m.tool_calls)
+    return m.model_copy(update={"tool_calls": (), "content": f"{m.content}\n[agentmem: its call ({calls}) left out "
+                                                              f"here; recall_memory ids=[\"{m.id}\"] shows it]"})
 
 
 def _ordered(found: list[Message], wanted: Sequence[str]) -> list[Message]:

@@ -27,9 +27,9 @@ POLICIES = ["noop", "window", "observation_masking", "running_summary", "budget"
 DIFFS = ["easy", "medium", "hard"]
 
 
-def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: str) -> dict:
+def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: str, max_rounds: int) -> dict:
     cmd = [sys.executable, "-m", "agentmem.cli", "run", "--env", "appworld-lite", "--task", tasks, "--agent",
-           "scripted", "--policy", policy, "--budget", str(budget), "--out", str(out)]
+           "scripted", "--policy", policy, "--budget", str(budget), "--out", str(out), "--max-rounds", str(max_rounds)]
     if difficulty:
         cmd += ["--difficulty", difficulty]
     t0 = time.perf_counter()
@@ -39,7 +39,8 @@ def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: 
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
     agg = summary["aggregate"]
-    row = {"policy": policy, "budget": budget, "command": " ".join(["agentmem", *cmd[3:]]), "wall_s": round(wall, 1)}
+    shown = [c if len(c) < 80 else f"<{c.count(',') + 1} ids>" for c in cmd[3:]]
+    row = {"policy": policy, "budget": budget, "command": " ".join(["agentmem", *shown]), "wall_s": round(wall, 1)}
     for key in ("n_tasks", "tgc", "sgc", "peak_view_tokens", "mean_view_tokens", "peak_raw_tokens", "recalls",
                 "folds"):
         row[key] = agg.get(key)
@@ -71,14 +72,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--budgets", default="6000,4000")
     ap.add_argument("--difficulty", default=None, choices=DIFFS)
     ap.add_argument("--tasks", default="all", help="'all' or comma-separated task ids")
+    ap.add_argument("--seeds", default=None, help="with --tasks all: only these seeds (e.g. 0 = one task per template)")
+    ap.add_argument("--max-rounds", type=int, default=300, help="cap per task (the unmanaged agent needs <= 105)")
     ap.add_argument("--out", default="out/appworld_policies")
     ap.add_argument("--results", default="bench/results/appworld_policies")
     a = ap.parse_args(argv)
+    tasks = a.tasks
+    if tasks == "all" and a.seeds is not None:
+        from agentmem.envs import get_env
+
+        seeds = tuple(f"-{x}" for x in a.seeds.split(","))
+        tasks = ",".join(t for t in get_env("appworld-lite").task_ids(a.difficulty) if t.endswith(seeds))
     rows = []
     for budget in [int(b) for b in a.budgets.split(",")]:
         for policy in a.policies.split(","):
             out = Path(a.out) / f"{policy}_{budget}"
-            row = run_one(policy, budget, out, a.difficulty, a.tasks)
+            row = run_one(policy, budget, out, a.difficulty, tasks, a.max_rounds)
             rows.append(row)
             print(f"{policy:>20} @{budget}: TGC {row['tgc']:.1f} hard {row['by_difficulty'].get('hard', {}).get('tgc')} "
                   f"recalls {row['recalls']} folds {row['folds']} ({row['wall_s']} s)", flush=True)

@@ -139,10 +139,13 @@ class _Parsed:
     passwords: list[tuple[str, str]]
     state: dict | None
     loops: list[tuple[str, Any]] = field(default_factory=list)
+    found: list[tuple[tuple[str, str], Any]] = field(default_factory=list)
 
 
 LOOP = "LOOP "
 _LOOP_RE = re.compile(r"LOOP (s\d+) = ")
+FOUND = "FOUND "
+_FOUND_RE = re.compile(r"FOUND (s\d+)\.([\d.]+) = ")
 _NEXT_PAGE = re.compile(r"call (?:recall_memory )?again with [^\n\]]*?page=(\d+)")
 
 
@@ -160,6 +163,7 @@ class View:
         self.last_result: Any = None  # envelope / text answering the latest assistant tool call
         self.recall_pages: dict[str, tuple[int, int]] = {}  # recall query -> (page asked, next page offered)
         self.loops: dict[str, Any] = {}  # loop lists it wrote down once when each loop started (latest wins)
+        self.found: dict[tuple[str, str], Any] = {}  # (stage, step) -> what that one step found, written once
         self.n_assistant = 0
         cache = cache if cache is not None else {}
         last_assistant = -1
@@ -192,6 +196,7 @@ class View:
             self.tokens.extend(parsed.tokens)
             self.passwords.extend(parsed.passwords)
             self.loops.update(parsed.loops)
+            self.found.update(parsed.found)
             if role == "assistant":
                 for c in m.get("tool_calls") or []:
                     fn = (c.get("function") or {}) if isinstance(c, dict) else {}
@@ -257,7 +262,15 @@ class View:
                     continue  # cut by a fold: as good as gone
                 if isinstance(val, list):
                     loops.append((m.group(1), val))
-        return _Parsed(envs, keys, tokens, pws, state, loops)
+        found: list[tuple[tuple[str, str], Any]] = []
+        if FOUND in text:
+            for m in _FOUND_RE.finditer(text):
+                try:
+                    val, _ = _DECODER.raw_decode(text, m.end())
+                except ValueError:
+                    continue
+                found.append(((m.group(1), m.group(2).rstrip(".")), val))
+        return _Parsed(envs, keys, tokens, pws, state, loops, found)
 
 
 def _canon(args: dict) -> str:
@@ -293,6 +306,8 @@ class KB:
         self.give_up = give_up  # too many recalls in a row: every miss now takes its default
         self._derived: dict[str, Any] = {}  # what this call derived already (loop lists, aggregates)
         self.loop_out: list[tuple[str, list]] = []  # a loop started in this call: its list, written down once
+        self.found_out: list[tuple[str, str, Any]] = []  # what the step just answered found, written down once
+        self.gone = False  # a step of the stage being derived could not be read again (view, notes, recall)
         self._index: dict[tuple[str, str], list[dict]] = {}
         self._exact: dict[tuple[str, str, str], dict] = {}
         for e, key in zip(view.envelopes, view.keys):
@@ -377,7 +392,10 @@ class KB:
     def acc(self, stage: "Stage", default: Any = None) -> Any:
         """What a finished stage found (its `keep` over every response it got), derived again from the view."""
         if stage.key not in self._derived:
+            self.gone = False
             self._derived[stage.key] = stage.derive(self)
+            if not self.gone:
+                self.found(f"found:{stage.key}")  # complete: a later loss starts a fresh recall
         v = self._derived[stage.key]
         return json.loads(json.dumps(v)) if v is not None else default
 
@@ -442,6 +460,48 @@ def _fresh(v: Any) -> Any:
     return json.loads(json.dumps(v))
 
 
+def merge(acc: Any, delta: Any) -> Any:
+    """Add what one step found to what the earlier steps found (lists append, numbers and dicts of numbers add,
+    anything else: the step's value when it has one). The plans' `keep` functions are all of these kinds."""
+    if delta is None:
+        return acc
+    if acc is None:
+        return _fresh(delta)
+    if isinstance(acc, list) and isinstance(delta, list):
+        return acc + delta
+    if isinstance(acc, (int, float)) and isinstance(delta, (int, float)) and not isinstance(acc, bool):
+        return acc + delta
+    if isinstance(acc, dict) and isinstance(delta, dict):
+        out = dict(acc)
+        for k, v in delta.items():
+            out[k] = merge(out[k], v) if k in out else _fresh(v)
+        return out
+    return _fresh(delta)
+
+
+def _step(kb: KB, stage: "Stage", step: str, act: Act) -> tuple[str, Any, Any]:
+    """One step of a finished stage, read again: ("raw", response, None), ("note", None, what the step found) or
+    ("gone", None, None).
+
+    The raw response when the view has it; else the one-line note written when the step was done; else the agent
+    asks its memory - first for its own notes of this stage (one recall, paged), then for the call itself."""
+    e = kb.find(act.app, act.api, **act.args)
+    if e is not None:
+        kb.found(f"{act.app}.{act.api}:{_canon(act.args)}")
+        return "raw", (e.get("response") if e.get("status") == "ok" else None), None
+    note = kb.view.found.get((stage.key, step))
+    if note is not None:
+        return "note", None, note
+    kb.miss(f"found:{stage.key}", f'"{FOUND}{stage.key}."')
+    kb.get(act.app, act.api, **act.args)  # raises Missing (recall the call) unless that was tried already
+    kb.gone = True
+    return "gone", None, None
+
+
+def _note_step(kb: KB, stage: "Stage", step: str, value: Any) -> None:
+    kb.found_out.append((stage.key, step, value))
+
+
 class Single(Stage):
     """One call whose arguments may be computed from the view."""
 
@@ -463,13 +523,23 @@ class Single(Stage):
             raise Skip()
         return a
 
+    def advance(self, sub: Any, kb: KB) -> Any:
+        a = self._act(kb)
+        if self.keep is not None and a is not None:
+            r = kb.get(a.app, a.api, **a.args)
+            if r:
+                _note_step(kb, self, "0", self.keep(kb, _fresh(self.init), r))
+        return DONE
+
     def derive(self, kb: KB) -> Any:
         acc = _fresh(self.init)
-        if self.keep is None:
-            return acc
         a = self._act(kb)
-        r = kb.get(a.app, a.api, **a.args) if a is not None else None
-        return self.keep(kb, acc, r) if r else acc
+        if self.keep is None or a is None:
+            return acc
+        how, r, note = _step(kb, self, "0", a)
+        if how == "raw":
+            return self.keep(kb, acc, r) if r else acc
+        return merge(acc, note) if how == "note" else acc
 
 
 class Login(Stage):
@@ -510,16 +580,39 @@ class Pages(Stage):
         if a is None:
             return DONE
         r = kb.get(self.app, self.api, **a, page_index=int(sub))
-        return DONE if not r or not r.get("has_more") or (self.until is not None and self.until(r)) else int(sub) + 1
+        more = bool(r and r.get("has_more") and not (self.until is not None and self.until(r)))
+        if self.keep is not None and r:
+            _note_step(kb, self, str(int(sub)), [self.keep(kb, _fresh(self.init), r), int(more)])
+        return int(sub) + 1 if more else DONE
 
     def derive(self, kb: KB) -> Any:
         acc = _fresh(self.init)
         a = self.args(kb)
         if a is None or self.keep is None:
             return acc
-        for r in kb.page_responses(self.app, self.api, self.until, **a):
-            acc = self.keep(kb, acc, r)
-        return acc
+        return _derive_pages(kb, self, a, "", acc, lambda acc, r: self.keep(kb, acc, r))
+
+
+def _derive_pages(kb: KB, stage: Stage, args: dict, prefix: str, acc: Any,
+                  keep: Callable[[Any, dict], Any]) -> Any:
+    """Fold `keep` over every page of a list as far as the view (raw pages, own notes, recall) allows."""
+    p = 0
+    while p < 1000:
+        act = Act(stage.app, stage.api, {**args, "page_index": p})
+        how, r, note = _step(kb, stage, f"{prefix}{p}", act)
+        if how == "raw":
+            if not r:
+                break
+            acc = keep(acc, r)
+            more = r.get("has_more") and not (stage.until is not None and stage.until(r))
+        elif how == "note" and isinstance(note, list) and len(note) == 2:
+            acc, more = merge(acc, note[0]), bool(note[1])
+        else:
+            break
+        if not more:
+            break
+        p += 1
+    return acc
 
 
 def _item_tag(item: Any) -> str:
@@ -612,22 +705,33 @@ class Each(Stage):
     def advance(self, sub: Any, kb: KB) -> Any:
         items = _loop_items(self, kb)
         i = _locate(items, int(sub[0]), sub[1])
+        if self.keep is not None and i < len(items):
+            a = self.act(kb, items[i])
+            r = kb.get(a.app, a.api, **a.args) if a is not None else None
+            if r:
+                _note_step(kb, self, str(i), self.keep(kb, _fresh(self.init), items[i], r))
         return [i + 1, _item_tag(items[i + 1])] if i + 1 < len(items) else DONE
 
     def derive(self, kb: KB) -> Any:
         acc = _fresh(self.init)
         if self.keep is None:
             return acc
-        for item in _loop_items(self, kb):
+        for i, item in enumerate(_loop_items(self, kb)):
             a = self.act(kb, item)
-            r = kb.get(a.app, a.api, **a.args) if a is not None else None
-            if r:
+            if a is None:
+                continue
+            how, r, note = _step(kb, self, str(i), a)
+            if how == "raw" and r:
                 acc = self.keep(kb, acc, item, r)
+            elif how == "note":
+                acc = merge(acc, note)
         return acc
 
 
 class EachPages(Stage):
     """For each item, walk a paginated list API. Sub-state: [item index, page, item tag]."""
+
+    until = None
 
     def __init__(self, items: "Callable[[KB], list] | Stage", app: str, api: str, args: Callable[[Any], dict],
                  label: str = "each pages", keep: Callable[[KB, Any, Any, dict], Any] | None = None,
@@ -653,6 +757,8 @@ class EachPages(Stage):
         items = _loop_items(self, kb)
         i, p = _locate(items, int(sub[0]), sub[2]), int(sub[1])
         r = kb.get(self.app, self.api, **self.args(items[i]), page_index=p) if i < len(items) else None
+        if self.keep is not None and r and not r.get("has_more"):  # the item's last page: what its pages found
+            _note_step(kb, self, str(i), self._derive_item(kb, i, items[i], _fresh(self.init)))
         if r and r.get("has_more"):
             return [i, p + 1, sub[2]]
         return [i + 1, 0, _item_tag(items[i + 1])] if i + 1 < len(items) else DONE
@@ -661,10 +767,13 @@ class EachPages(Stage):
         acc = _fresh(self.init)
         if self.keep is None:
             return acc
-        for item in _loop_items(self, kb):
-            for r in kb.page_responses(self.app, self.api, None, **self.args(item)):
-                acc = self.keep(kb, acc, item, r)
+        for i, item in enumerate(_loop_items(self, kb)):
+            note = kb.view.found.get((self.key, str(i)))
+            acc = merge(acc, note) if note is not None else self._derive_item(kb, i, item, acc)
         return acc
+
+    def _derive_item(self, kb: KB, i: int, item: Any, acc: Any) -> Any:
+        return _derive_pages(kb, self, self.args(item), f"{i}.", acc, lambda acc, r: self.keep(kb, acc, item, r))
 
 
 class Complete(Stage):
@@ -702,9 +811,11 @@ class ScriptedAgent:
         view = View(list(messages or []), self._cache)
         st = dict(view.state) if view.state else {"k": 0, "s": FIRST, "p": False, "m": "init", "t": [], "c": 0,
                                                   "r": None, "n": 0}
-        note, act, kind, loops = self._decide(st, view)
+        note, act, kind, loops, found = self._decide(st, view)
         for key, items in loops:  # a loop started: its list, once, on the same line
             note += f" {LOOP}{key} = {json.dumps(items, separators=(',', ':'))}"
+        for key, step, value in found:  # what the step just answered found, once
+            note += f" {FOUND}{key}.{step} = {json.dumps(value, separators=(',', ':'))}"
         st["n"] = int(st.get("n", 0)) + 1
         call_id = f"call_{st['n']:04d}"
         if act is not None:
@@ -730,7 +841,7 @@ class ScriptedAgent:
                 "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
 
     # ---------------------------------------------------------------------------------------------------
-    def _decide(self, st: dict, view: View) -> tuple[str, Act | None, str, list]:
+    def _decide(self, st: dict, view: View) -> tuple[str, Act | None, str, list, list]:
         if st.get("m") == "main":
             res = view.last_result
             if isinstance(res, dict) and res.get("status") == "error" and \
@@ -742,11 +853,11 @@ class ScriptedAgent:
         tried = list(st.get("t") or [])
         kb = KB(view, tried, give_up=int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
 
-        def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list]:
+        def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list, list]:
             st["t"] = tried[-MAX_TRIED:]
             if kind == "main":
                 st["c"] = 0  # recalls in a row are counted until the next real step
-            return note, act, kind, kb.loop_out if kind == "main" else []
+            return note, act, kind, kb.loop_out, kb.found_out
 
         try:
             if st.get("r"):
@@ -785,6 +896,6 @@ class ScriptedAgent:
             if e.page > 1:
                 args["page"] = e.page
             return f"not in view any more: recalling {e.query!r}", Act("recall_memory", "recall_memory", args), \
-                "recall", []
+                "recall", kb.loop_out, kb.found_out
         except NeedAux as e:
             return done(f"fetching again: {e.act.app}.{e.act.api}", e.act, "aux")

@@ -889,12 +889,17 @@ class MusicMostPlayed(TaskTemplate):
         lib = Pages("music", "show_song_library", keep=lambda kb, acc, r: acc + [s["song_id"] for s in r.get("items", [])],
                     init=[])
 
-        def best(kb: KB, acc: Any, sid: int, s: dict) -> Any:
-            return [s["play_count"], s["title"]] if acc is None or s["play_count"] > acc[0] else acc
+        def best(kb: KB, acc: list, sid: int, s: dict) -> list:
+            return acc + [[s["play_count"], s["title"]]]  # the most played is picked when all are read
 
         details = Each(lambda kb: kb.take(lib), lambda kb, sid: C("music", "show_song", song_id=sid), "song details",
-                       keep=best, queue=True)
-        return [*prelude(["music"]), lib, details, Complete(lambda kb: (kb.acc(details) or [None, None])[1])]
+                       keep=best, init=[], queue=True)
+
+        def most_played(kb: KB) -> Any:
+            seen = kb.acc(details)
+            return max(seen, key=lambda x: x[0])[1] if seen else None  # the first of equals, as the scan kept it
+
+        return [*prelude(["music"]), lib, details, Complete(most_played)]
 class MusicGenrePlaylist(TaskTemplate):
     name = "music_genre_playlist"
     difficulty = "medium"

@@ -69,28 +69,35 @@ def test_scripted_agent_recalls_a_missing_value_by_the_call_it_made_then_uses_it
     agent = task.scripted_agent()
     expected = _call(agent(model="scripted", messages=view))[1]
     assert expected["api"] == "like_song"
-    # one playlist page gone from the view: the tally cannot be re-derived, so the agent asks its memory with
-    # the query a careful agent writes: the API it called and the playlist id it saw in its view
+    # one playlist page gone from the view, and the notes the agent wrote of what each playlist held folded away
+    # too: the tally cannot be re-derived, so the agent asks its memory - first for its own notes of that step,
+    # then with the query a careful agent writes: the API it called and the ids it saw in its view
     lossy, dropped = _drop_tool_result(view, lambda c: '"api": "show_playlist_songs"' in c and
                                        '"args": {"page_index": 0, "playlist_id": 3}' in c)
+    note = re.compile(r" FOUND s\d+\.[\d.]+ = \S+")
+    assert any(note.search(m.get("content") or "") for m in lossy if m["role"] == "assistant")
+    lossy = [{**m, "content": note.sub("", m["content"])} if m["role"] == "assistant" else m for m in lossy]
     name, args, msg = _call(agent(model="scripted", messages=lossy))
-    assert name == "recall_memory" and args == {"query": "show_playlist_songs playlist_id 3"}
+    assert name == "recall_memory" and re.fullmatch(r'"FOUND s\d+\."', args["query"])
+
+    def answered(view, call_msg, content):
+        return view + [call_msg, {"role": "tool", "tool_call_id": call_msg["tool_calls"][0]["id"], "content": content}]
+
+    lossy = answered(lossy, msg, "[agentmem: nothing in the archive matches query 'x']")
+    name, args, msg = _call(agent(model="scripted", messages=lossy))
+    assert name == "recall_memory" and args == {"query": "show_playlist_songs playlist_id 3 page_index 0"}
     # a recall that brings it back (inside other text, with a paging note): the agent does the right thing
     answer = ("[agentmem: recalled archived messages for query 'x', exact matches first] (page 1 of 2)\n--- m-17 "
               "(tool)\n" + dropped[0]["content"] + "\n[agentmem: 3 more message(s) (700 tokens) on 1 more page(s): "
               "call recall_memory again with the same arguments and page=2]")
-    view2 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": answer}]
-    name2, args2, _ = _call(agent(model="scripted", messages=view2))
+    name2, args2, _ = _call(agent(model="scripted", messages=answered(lossy, msg, answer)))
     assert (name2, args2) == ("call_api", expected)
     # the first page of the answer lacks it, but the answer says there is more: the agent pages on
     partial = answer.replace(dropped[0]["content"], "(something else)")
-    view3 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": partial}]
-    name3, args3, msg3 = _call(agent(model="scripted", messages=view3))
-    assert name3 == "recall_memory" and args3 == {"query": "show_playlist_songs playlist_id 3", "page": 2}
+    name3, args3, _ = _call(agent(model="scripted", messages=answered(lossy, msg, partial)))
+    assert name3 == "recall_memory" and args3 == {"query": "show_playlist_songs playlist_id 3 page_index 0", "page": 2}
     # a recall that finds nothing: no second recall for the same value, the agent acts on what it has
-    view4 = lossy + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"],
-                           "content": "[agentmem: nothing in the archive matches]"}]
-    name4, _, _ = _call(agent(model="scripted", messages=view4))
+    name4, _, _ = _call(agent(model="scripted", messages=answered(lossy, msg, "[agentmem: nothing matches]")))
     assert name4 == "call_api"
 
 
