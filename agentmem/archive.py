@@ -171,12 +171,14 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     calls, texts = _exact_hits(store, session_id, q)
     calls = [h for h in calls if h.message_id not in visible]
     texts = [h for h in texts if h.message_id not in visible]
-    fts = store.search(session_id, query, limit=limit * 4, exclude=visible)
+    # full-text hits only where nothing matched exactly: exact answers stay short (and page less)
+    fts = [] if calls or texts else store.search(session_id, query, limit=limit * 4, exclude=visible)
     have = {m.id for m in found}
     exact_msgs = rounds_of(store, session_id, calls, limit=len(calls)) if calls else []
     notes = [h for h in texts if h.role == "assistant"]
     if notes:  # the agent's own notes; not its recall calls, whose queries repeat the phrase
-        exact_msgs += [_note_only(s.message) for s in store.get_messages(session_id, [h.message_id for h in notes])
+        exact_msgs += [_note_only(s.message, [*q.phrases, *q.values])
+                       for s in store.get_messages(session_id, [h.message_id for h in notes])
                        if not (s.message.tool_calls and all(tc.name == RECALL_TOOL_NAME for tc in s.message.tool_calls))
                        and isinstance(s.message.content, str) and any(p.lower() in s.message.content.lower()
                                                                       for p in [*q.phrases, *q.values])]
@@ -189,13 +191,16 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     return found
 
 
-def _note_only(m: Message) -> Message:
-    """A note the agent wrote beside its calls, as the answer to a phrase look-up: its text, the calls named."""
-    if not m.tool_calls:
-        return m
-    calls = ", ".join(tc.name for tc in m.tool_calls)
-    return m.model_copy(update={"tool_calls": (), "content": f"{m.content}\n[agentmem: its call ({calls}) left out "
-                                                              f"here; recall_memory ids=[\"{m.id}\"] shows it]"})
+def _note_only(m: Message, needles: Sequence[str]) -> Message:
+    """A note the agent wrote, as the answer to a phrase look-up: from the first match on ("…" marks the text
+    left out before it), its calls named ("[+name]") but left out. The message id recalls all of it."""
+    text = m.content if isinstance(m.content, str) else ""
+    low = text.lower()
+    at = min((i for i in (low.find(n.lower()) for n in needles) if i >= 0), default=0)
+    if at > 0:
+        text = "… " + text[at:]
+    calls = ",".join(tc.name for tc in m.tool_calls)
+    return m.model_copy(update={"tool_calls": (), "content": text + (f" [+{calls}]" if calls else "")})
 
 
 def _ordered(found: list[Message], wanted: Sequence[str]) -> list[Message]:
@@ -246,4 +251,6 @@ def recall_text(store: Store, session_id: str, view: View, *, counter: TokenCoun
     if not found:
         return f"[agentmem: nothing in the archive matches {what}]"
     return page_archive(found, counter=counter, page_tokens=page_tokens, page=page,
-                        heading=f"[agentmem: recalled archived messages for {what}, exact matches first]")
+                        heading=f"[agentmem: recalled archived messages for {what}, exact matches first; in a note "
+                                f"found by a phrase, … marks text left out before it and [+name] a call left out: "
+                                f"recall its id for all of it]")

@@ -629,13 +629,11 @@ def _loop_items(stage: Any, kb: KB) -> list:
         kb.found(f"loop:{stage.key}")
         kb._derived[key] = kb.view.loops[stage.key]
         return kb._derived[key]
-    try:
-        kb._derived[key] = _jsonable(stage.items(kb) or [])
-    except Missing:
-        if kb.view.state and int(kb.view.state.get("k", 0)) >= _stage_index(stage.key) and \
-                kb.view.state.get("s") != FIRST:
-            kb.miss(f"loop:{stage.key}", f'"{LOOP}{stage.key} = "')  # my own line first: one short recall
-        raise
+    st = kb.view.state or {}
+    k = int(st.get("k", 0))
+    if k > _stage_index(stage.key) or (k == _stage_index(stage.key) and st.get("s") != FIRST):
+        kb.miss(f"loop:{stage.key}", f'"{LOOP}{stage.key} = "')  # it was written: my own line first, one recall
+    kb._derived[key] = _jsonable(stage.items(kb) or [])  # else derived again from what it was built from
     return kb._derived[key]
 
 
