@@ -23,13 +23,19 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-POLICIES = ["noop", "window", "observation_masking", "running_summary", "budget", "thinker"]
+# "+norecall": the same policy without the recall_memory tool (a sliding window without an archive is what
+# langchain's trim_messages does)
+POLICIES = ["noop", "window", "window+norecall", "observation_masking", "running_summary", "budget",
+            "budget+norecall", "thinker"]
 DIFFS = ["easy", "medium", "hard"]
 
 
 def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: str, max_rounds: int) -> dict:
+    name, _, flag = policy.partition("+")
     cmd = [sys.executable, "-m", "agentmem.cli", "run", "--env", "appworld-lite", "--task", tasks, "--agent",
-           "scripted", "--policy", policy, "--budget", str(budget), "--out", str(out), "--max-rounds", str(max_rounds)]
+           "scripted", "--policy", name, "--budget", str(budget), "--out", str(out), "--max-rounds", str(max_rounds)]
+    if flag == "norecall":
+        cmd.append("--no-recall-tool")
     if difficulty:
         cmd += ["--difficulty", difficulty]
     t0 = time.perf_counter()

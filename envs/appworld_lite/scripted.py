@@ -111,7 +111,19 @@ def _text_of(content: Any) -> str:
 
 
 def _is_envelope(obj: Any) -> bool:
-    return isinstance(obj, dict) and "app" in obj and "api" in obj and "status" in obj
+    """An API observation as the environment wrote it - not a shortened copy (a fold may cut long strings to
+    "…"; a careful reader does not take a cut value for the real one)."""
+    return isinstance(obj, dict) and "app" in obj and "api" in obj and "status" in obj and not _shortened(obj)
+
+
+def _shortened(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return obj.endswith("…")
+    if isinstance(obj, dict):
+        return any(_shortened(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_shortened(v) for v in obj)
+    return False
 
 
 def scan_envelopes(text: str) -> list[dict]:
