@@ -821,7 +821,9 @@ class ScriptedAgent:
         view = View(list(messages or []), self._cache)
         st = dict(view.state) if view.state else {"k": 0, "s": FIRST, "p": False, "m": "init", "t": [], "c": 0,
                                                   "r": None, "n": 0}
-        note, act, kind, loops, found = self._decide(st, view)
+        # a careful agent uses the tools it is given: without recall_memory, what is gone takes its default
+        can_recall = any((t.get("function") or {}).get("name") == "recall_memory" for t in tools or [])
+        note, act, kind, loops, found = self._decide(st, view, can_recall)
         for key, items in loops:  # a loop started: its list, once, on the same line
             note += f" {LOOP}{key} = {json.dumps(items, separators=(',', ':'))}"
         for key, step, value in found:  # what the step just answered found, once
@@ -851,7 +853,7 @@ class ScriptedAgent:
                 "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
 
     # ---------------------------------------------------------------------------------------------------
-    def _decide(self, st: dict, view: View) -> tuple[str, Act | None, str, list, list]:
+    def _decide(self, st: dict, view: View, can_recall: bool = True) -> tuple[str, Act | None, str, list, list]:
         if st.get("m") == "main":
             res = view.last_result
             if isinstance(res, dict) and res.get("status") == "error" and \
@@ -861,7 +863,7 @@ class ScriptedAgent:
             else:
                 st["p"] = False
         tried = list(st.get("t") or [])
-        kb = KB(view, tried, give_up=int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
+        kb = KB(view, tried, give_up=not can_recall or int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
 
         def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list, list]:
             st["t"] = tried[-MAX_TRIED:]

@@ -566,16 +566,19 @@ class EmailForwardLatest(TaskTemplate):
 
     @staticmethod
     def plan(p: dict) -> list:
+        # while paging, note the matching e-mails (the inbox is long; the candidates are few)
+        matching = Pages("email", "show_inbox", keep=lambda kb, acc, r: acc + [
+            [e["sent_at"], e["email_id"]] for e in r.get("items", [])
+            if e["sender_name"] == p["name"] and p["word"] in e["subject"].lower()], init=[])
+
         def fwd(kb: KB) -> Any:
-            cands = [e for e in inbox(kb) if e["sender_name"] == p["name"] and p["word"] in e["subject"].lower()]
+            cands = kb.acc(matching)
             c = contact_by_role(kb, p["role"])
             if not cands or not c:
                 return None
-            best = max(cands, key=lambda e: (e["sent_at"], e["email_id"]))
-            return C("email", "forward_email", email_id=best["email_id"], recipients=[c["email"]])
+            return C("email", "forward_email", email_id=max(cands)[1], recipients=[c["email"]])
 
-        return [*prelude(["email", "phone"]), Pages("email", "show_inbox"), Pages("phone", "show_contacts"),
-                Single(fwd), Complete()]
+        return [*prelude(["email", "phone"]), matching, Pages("phone", "show_contacts"), Single(fwd), Complete()]
 
 
 class PhoneBirthdayTexts(TaskTemplate):

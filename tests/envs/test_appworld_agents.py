@@ -8,8 +8,11 @@ import re
 import pytest
 
 from agentmem.envs.agents import LLMAgent
+from agentmem.envs.appworld_lite import TOOLS
 from agentmem.envs.appworld_lite.scripted import View
-from agentmem.envs.runner import run_episode
+from agentmem.envs.runner import RECALL_TOOL, run_episode
+
+_WITH_RECALL = [*TOOLS, RECALL_TOOL]  # what a memory with a recall tool offers the agent
 
 
 def _call(resp):
@@ -67,7 +70,7 @@ def test_scripted_agent_recalls_a_missing_value_by_the_call_it_made_then_uses_it
                    if m["role"] == "assistant" and "like_song" in str(m.get("tool_calls")))
     view = msgs[:like_at]
     agent = task.scripted_agent()
-    expected = _call(agent(model="scripted", messages=view))[1]
+    expected = _call(agent(model="scripted", tools=_WITH_RECALL, messages=view))[1]
     assert expected["api"] == "like_song"
     # one playlist page gone from the view, and the notes the agent wrote of what each playlist held folded away
     # too: the tally cannot be re-derived, so the agent asks its memory - first for its own notes of that step,
@@ -77,44 +80,57 @@ def test_scripted_agent_recalls_a_missing_value_by_the_call_it_made_then_uses_it
     note = re.compile(r" FOUND s\d+\.[\d.]+ = \S+")
     assert any(note.search(m.get("content") or "") for m in lossy if m["role"] == "assistant")
     lossy = [{**m, "content": note.sub("", m["content"])} if m["role"] == "assistant" else m for m in lossy]
-    name, args, msg = _call(agent(model="scripted", messages=lossy))
+    name, args, msg = _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))
     assert name == "recall_memory" and re.fullmatch(r'"FOUND s\d+\."', args["query"])
 
     def answered(view, call_msg, content):
         return view + [call_msg, {"role": "tool", "tool_call_id": call_msg["tool_calls"][0]["id"], "content": content}]
 
     lossy = answered(lossy, msg, "[agentmem: nothing in the archive matches query 'x']")
-    name, args, msg = _call(agent(model="scripted", messages=lossy))
+    name, args, msg = _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))
     assert name == "recall_memory" and args == {"query": "show_playlist_songs playlist_id 3 page_index 0"}
     # a recall that brings it back (inside other text, with a paging note): the agent does the right thing
     answer = ("[agentmem: recalled archived messages for query 'x', exact matches first] (page 1 of 2)\n--- m-17 "
               "(tool)\n" + dropped[0]["content"] + "\n[agentmem: 3 more message(s) (700 tokens) on 1 more page(s): "
               "call recall_memory again with the same arguments and page=2]")
-    name2, args2, _ = _call(agent(model="scripted", messages=answered(lossy, msg, answer)))
+    name2, args2, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=answered(lossy, msg, answer)))
     assert (name2, args2) == ("call_api", expected)
     # the first page of the answer lacks it, but the answer says there is more: the agent pages on
     partial = answer.replace(dropped[0]["content"], "(something else)")
-    name3, args3, _ = _call(agent(model="scripted", messages=answered(lossy, msg, partial)))
+    name3, args3, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=answered(lossy, msg, partial)))
     assert name3 == "recall_memory" and args3 == {"query": "show_playlist_songs playlist_id 3 page_index 0", "page": 2}
     # a recall that finds nothing: no second recall for the same value, the agent acts on what it has
-    name4, _, _ = _call(agent(model="scripted", messages=answered(lossy, msg, "[agentmem: nothing matches]")))
+    name4, _, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=answered(lossy, msg, "[agentmem: nothing matches]")))
     assert name4 == "call_api"
+
+
+def test_scripted_agent_recalls_only_when_it_is_offered_the_tool(env):
+    task, msgs = _transcript(env, "music_most_common_song-0")
+    like_at = next(i for i, m in enumerate(msgs)
+                   if m["role"] == "assistant" and "like_song" in str(m.get("tool_calls")))
+    note = re.compile(r" FOUND s\d+\.[\d.]+ = \S+")
+    lossy, _ = _drop_tool_result(msgs[:like_at], lambda c: '"api": "show_playlist_songs"' in c and
+                                 '"args": {"page_index": 0, "playlist_id": 3}' in c)
+    lossy = [{**m, "content": note.sub("", m["content"])} if m["role"] == "assistant" else m for m in lossy]
+    agent = task.scripted_agent()
+    assert _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))[0] == "recall_memory"
+    assert _call(agent(model="scripted", tools=task.tools, messages=lossy))[0] == "call_api"
 
 
 def test_scripted_agent_reads_a_token_from_fold_text_or_logs_in_again(env):
     task, msgs = _transcript(env, "todo_add_task-0", upto=3)  # profile, passwords, login
     agent = task.scripted_agent()
-    token = _call(agent(model="scripted", messages=msgs))[1]["arguments"]["access_token"]
+    token = _call(agent(model="scripted", tools=_WITH_RECALL, messages=msgs))[1]["arguments"]["access_token"]
     assert re.fullmatch(r"at-todo-[0-9a-f]{12}", token)
     login = msgs[6]
     assert "login" in login["tool_calls"][0]["function"]["arguments"]
     stub = {"role": "tool", "tool_call_id": login["tool_calls"][0]["id"], "content": "[agentmem: evicted tool result]"}
     fold = {"role": "user", "content": f"[agentmem: fold block blk-1 covers 4 earlier messages] values: {token}, 42"}
     # everything but the last call is folded; the token survives only in the block's extractive text
-    name, args, _ = _call(agent(model="scripted", messages=msgs[:2] + [fold, login, stub]))
+    name, args, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=msgs[:2] + [fold, login, stub]))
     assert name == "call_api" and args["api"] == "create_task" and args["arguments"]["access_token"] == token
     # without the block the token is gone: the agent logs in again, with the password it still sees
-    name, args, _ = _call(agent(model="scripted", messages=msgs[:6] + [login, stub]))
+    name, args, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=msgs[:6] + [login, stub]))
     assert name == "call_api" and args["api"] == "login"
     assert View(msgs).tokens == [("todo", token)]
 
@@ -228,3 +244,40 @@ def test_llm_agent_through_litellm_mock_response(env):
     assert resp["choices"][0]["message"]["content"] == "I cannot help with that."
     res = run_episode(task, agent, model="gpt-4o-mini", max_rounds=10, count_tokens=lambda m: 0)
     assert res.records[-1].get("stopped") == "no tool call" and not res.summary["success"]
+
+
+def test_llm_agent_drives_recall_through_agentmemory(env, tmp_path):
+    """An LLM agent behind AgentMemory gets the recall tool (with paging documented) and its answers from the
+    archive: after the passwords were folded away under a small budget, it asks for them and logs in with them."""
+    from agentmem import AgentMemory
+
+    task = env.load("todo_add_task-0")
+    seen_tools = []
+
+    def model(**kw):
+        seen_tools.append([t["function"]["name"] for t in kw.get("tools") or []])
+        msgs = kw["messages"]
+        tool_text = "\n".join(str(m.get("content")) for m in msgs if m["role"] == "tool")
+        n = len(seen_tools) - 1  # the fake counts its own calls (a real model would reason from its view)
+        if n == 0:
+            step = ("call_api", {"app": "supervisor", "api": "show_account_passwords", "arguments": {}})
+        elif n < 6:  # outputs that push the passwords out of a 1,500-token view
+            step = ("show_api_doc", {"app_name": "todo", "api_name": "create_task"})
+        elif '"account_name": "todo"' not in tool_text:
+            step = ("recall_memory", {"query": "show_account_passwords"})
+        else:
+            pw = re.search(r'"account_name": "todo", "password": "([^"]+)"', tool_text).group(1)
+            step = ("call_api", {"app": "todo", "api": "login", "arguments": {"username": "x", "password": pw}})
+        return _RecordingCompletion([step])(**kw)
+
+    agent = LLMAgent("hosted_vllm/any", completion=model)
+    mem = AgentMemory(completion=agent, policy="window", budget_tokens=1500, recall_tool=True,
+                      store=tmp_path / "a.db")
+    res = run_episode(task, agent, mem, model="hosted_vllm/any", max_rounds=12)
+    assert "recall_memory" in seen_tools[0]
+    calls = [json.loads(c["function"]["arguments"]) for m in res.messages if m["role"] == "assistant"
+             for c in m.get("tool_calls") or []]
+    assert {"query": "show_account_passwords"} in calls
+    login = next(c for c in calls if c.get("api") == "login")
+    answer = next(m["content"] for m in res.messages if m["role"] == "tool" and "recalled" in str(m["content"]))
+    assert login["arguments"]["password"] in answer and res.summary["recalls"] >= 1
