@@ -170,8 +170,8 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     q = ArchiveQuery(query)
     calls, texts = _exact_hits(store, session_id, q)
     calls = [h for h in calls if h.message_id not in visible]
-    # phrase and value hits are returned even when the view shows them now: they are short, and a fold may take
-    # them out of the view before the agent reads this answer (its other pages would then miss them)
+    # the agent's own notes found by a phrase are returned even when the view shows them now: they are short, and
+    # a fold may take them out of the view before the agent reads this answer (its other pages would miss them)
     # full-text hits only where nothing matched exactly: exact answers stay short (and page less)
     fts = [] if calls or texts else store.search(session_id, query, limit=limit * 4, exclude=visible)
     have = {m.id for m in found}
@@ -186,7 +186,7 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     others = [h for h in texts if h.role != "assistant"]
     if others:
         exact_msgs += rounds_of(store, session_id, others, limit=len(others))
-    note_ids = {h.message_id for h in texts}
+    note_ids = {h.message_id for h in texts if h.role == "assistant"}
     found.extend(m for m in exact_msgs if m.id not in have and (m.id not in visible or m.id in note_ids))
     have = {m.id for m in found}
     found.extend(m for m in rounds_of(store, session_id, fts, limit=limit) if m.id not in have and m.id not in visible)

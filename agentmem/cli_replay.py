@@ -29,12 +29,22 @@ def checked_policy_config(policy: str, budget: int | None, settings: list[str] |
     """The --set pairs of a command, validated against the policy's config now, before any work starts."""
     from agentmem.policies import REGISTRY
 
+    from pydantic import ValidationError
+
     policy_config = parse_settings(settings)
+    fields = REGISTRY[policy].Config.model_fields
     try:
-        REGISTRY[policy].Config(**({"budget_tokens": budget} if budget and "budget_tokens" in
-                                    REGISTRY[policy].Config.model_fields else {}), **policy_config)
-    except Exception as exc:  # pydantic ValidationError: unknown or invalid fields
-        raise typer.BadParameter(f"invalid config for policy {policy!r}: {exc}", param_hint="--set") from None
+        REGISTRY[policy].Config(**({"budget_tokens": budget} if budget and "budget_tokens" in fields else {}),
+                                **policy_config)
+    except ValidationError as exc:  # one line: the field, what is wrong, what is allowed
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "config"
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown field {name!r} (fields: {', '.join(sorted(fields))})")
+            else:
+                problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        raise typer.BadParameter(f"policy {policy!r}: " + "; ".join(problems), param_hint="--set") from None
     return policy_config
 
 
@@ -70,7 +80,7 @@ def replay_command(
                                            "replay.db).")] = Path("out"),
     limit: Annotated[int | None, typer.Option(help="Replay only the first N trajectories.")] = None,
     ids: Annotated[str | None, typer.Option(help="Comma-separated trajectory ids to replay.")] = None,
-    dump_views: Annotated[bool, typer.Option("--dump-views", help="Also write DIR/views.jsonl: the exact view "
+    dump_views: Annotated[bool, typer.Option("--dump-views/--no-dump-views", help="Also write DIR/views.jsonl: the exact view "
                                                                   "before every assistant turn.")] = False,
     model: Annotated[str | None, typer.Option(help="Tokenizer model name (default: each trajectory's "
                                                    "meta.model).")] = None,
@@ -94,6 +104,10 @@ def replay_command(
         raise typer.BadParameter(f"unknown policy {policy!r}; known: {', '.join(sorted(REGISTRY))}",
                                  param_hint="--policy")
     policy_config = checked_policy_config(policy, budget, settings)
+    if file.is_dir():
+        console.print(f"[red]error:[/red] {file} is a directory; pass a .jsonl or .json file of trajectories",
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     try:
         trajectories = load_trajectories(file, limit=limit, ids=wanted)

@@ -15,10 +15,19 @@ DbOption = Annotated[Optional[str], typer.Option("--db", help="Store URL or SQLi
                                                               "the user data dir).")]
 
 
-def _store(db: str | None):
-    from agentmem.store import Store
+BranchOption = Annotated[Optional[int], typer.Option("--branch", help="Branch of the session (default: the one "
+                                                                    "written last; see `agentmem sessions`).")]
 
-    return Store(db)
+
+def _store(db: str | None):
+    """An existing store: a mistyped --db names a file that is not there, and nothing is created for it."""
+    from agentmem.store import Store, StoreError
+
+    try:
+        return Store(db, create=False)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _need_session(store, session_id: str) -> None:
@@ -27,17 +36,24 @@ def _need_session(store, session_id: str) -> None:
         raise typer.Exit(2)
 
 
+def _need_branch(store, session_id: str, branch: int | None) -> None:
+    if branch is not None and branch not in {b.branch for b in store.branches(session_id)}:
+        typer.echo(f"error: session {session_id!r} has no branch {branch}", err=True)
+        raise typer.Exit(2)
+
+
 def sessions_command(db: DbOption = None) -> None:
     """List the sessions in a store with their message and event counts."""
     store = _store(db)
     for sid in store.sessions():
+        branches = store.branches(sid)
         n_msgs = store.message_count(sid)
-        n_events = len(store.load_events(sid))
-        typer.echo(f"{sid}\t{n_msgs} messages\t{n_events} events")
+        n_events = sum(b.events - b.fork_events for b in branches)
+        typer.echo(f"{sid}\t{n_msgs} messages\t{n_events} events\t{len(branches)} branches")
 
 
 def view_command(session_id: Annotated[str, typer.Argument(help="Session id.")], db: DbOption = None,
-                 as_json: Annotated[bool, typer.Option("--json", help="Print the rendered view as JSON.")] = False
+                 branch: BranchOption = None, as_json: Annotated[bool, typer.Option("--json", help="Print the rendered view as JSON.")] = False
                  ) -> None:
     """Rebuild a session's current view by replaying its event log, and print it."""
     from agentmem.policies import NoOpPolicy
@@ -46,35 +62,42 @@ def view_command(session_id: Annotated[str, typer.Argument(help="Session id.")],
     store = _store(db)
     _need_session(store, session_id)
     session = MemorySession(store, session_id, policy=NoOpPolicy())
+    if branch is not None:
+        _need_branch(store, session_id, branch)
+        session._load(branch)
     if as_json:
         json.dump(session.view.render(), sys.stdout, ensure_ascii=False, indent=1)
         typer.echo()
         return
-    typer.echo(f"{session_id}: {session.message_count} messages, {session.raw_tokens} raw tokens, "
-               f"view {session.view.tokens} tokens in {len(session.view.items)} items")
+    typer.echo(f"{session_id} (branch {session.branch}): {session.message_count} messages, "
+               f"{session.raw_tokens} raw tokens, view {session.view.tokens} tokens in {len(session.view.items)} items")
     for it in session.view.items:
         content = it.render().get("content") or ""
         flat = " ".join(str(content).split())[:110]
         typer.echo(f"  {it.key:26s} {type(it).__name__:12s} {it.tokens:6d}  {flat}")
 
 
-def events_command(session_id: Annotated[str, typer.Argument(help="Session id.")], db: DbOption = None) -> None:
-    """Print a session's event log: every memory action applied, with its policy, thinker and sizes."""
+def events_command(session_id: Annotated[str, typer.Argument(help="Session id.")], db: DbOption = None,
+                   branch: BranchOption = None) -> None:
+    """Print a branch's event log: every memory action applied (and the fork that started the branch), with its
+    policy, thinker and sizes."""
     store = _store(db)
     _need_session(store, session_id)
-    for ev in store.load_events(session_id):
+    _need_branch(store, session_id, branch)
+    for ev in store.load_events(session_id, branch=branch):
         meta = {k: v for k, v in ev.meta.items() if k != "stubs"}
         typer.echo(f"{ev.seq:4d} {ev.kind:9s} after msg {ev.after_message:5d} covers {len(ev.covers):4d}  "
                    f"{json.dumps(meta, ensure_ascii=False, default=str)}")
 
 
 def export_command(session_id: Annotated[str, typer.Argument(help="Session id.")], db: DbOption = None,
-                   out: Annotated[Optional[Path], typer.Option("--out", help="File to write (default stdout).")] = None
+                   branch: BranchOption = None, out: Annotated[Optional[Path], typer.Option("--out", help="File to write (default stdout).")] = None
                    ) -> None:
-    """Write a session's messages as JSON Lines, byte-exact as stored (canonical JSON, one per line)."""
+    """Write a branch's messages as JSON Lines, byte-exact as stored (canonical JSON, one per line)."""
     store = _store(db)
     _need_session(store, session_id)
-    lines = [s.payload for s in store.load_messages(session_id)]
+    _need_branch(store, session_id, branch)
+    lines = [s.payload for s in store.load_messages(session_id, branch=branch)]
     text = "\n".join(lines) + ("\n" if lines else "")
     if out is None:
         sys.stdout.write(text)

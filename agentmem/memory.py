@@ -14,13 +14,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agentmem.messages import response_message
+from agentmem.budget_guard import BudgetGuardConfig
+from agentmem.messages import parse_message, require_messages, response_message
 from agentmem.primitives import EvictConfig, FoldConfig, RecallConfig, SummarizeConfig
 from agentmem.session import MemorySession
 from agentmem.store import Store
 from agentmem.thinkers.base import Thinker
 
-__all__ = ["AgentMemory", "RECALL_TOOL_NAME", "recall_tool_schema", "resolve_thinker", "build_policy"]
+__all__ = ["AgentMemory", "RECALL_TOOL_NAME", "recall_tool_schema", "resolve_thinker", "build_policy",
+           "budget_guard_for", "fit_view_budget", "round_report"]
 
 from agentmem.session import RECALL_TOOL_NAME  # noqa: E402  (one definition of the tool's name)
 
@@ -78,6 +80,42 @@ def build_policy(spec: Any, *, thinker: Thinker | None, budget_tokens: int | Non
     return make_policy(spec, budget_tokens=budget_tokens, **config)
 
 
+def budget_guard_for(policy: Any, on_over_budget: str) -> BudgetGuardConfig | None:
+    """The request budget of a policy that has one (budget_tokens), guarded as `on_over_budget` says."""
+    if on_over_budget not in ("warn", "raise"):
+        raise ValueError(f"on_over_budget must be 'warn' or 'raise', not {on_over_budget!r}")
+    budget = getattr(getattr(policy, "config", None), "budget_tokens", None)
+    if budget is None:
+        return None
+    return BudgetGuardConfig(budget_tokens=budget, on_over_budget=on_over_budget)  # type: ignore[arg-type]
+
+
+def fit_view_budget(session: MemorySession, base_policy: Any, outside_tokens: int) -> None:
+    """Give the session's policy the budget left for the view once tool schemas / a separate system prompt count.
+
+    The policy keeps its watermarks on the view; the request budget is the user's `budget_tokens`. A budget too
+    small for the policy's own constraints leaves the policy as it is: the budget guard handles the rest.
+    """
+    from pydantic import ValidationError
+
+    request_budget = getattr(base_policy.config, "budget_tokens", None)
+    if request_budget is None:
+        return
+    target = request_budget - max(0, outside_tokens)
+    if getattr(session.policy.config, "budget_tokens", None) == target:
+        return
+    try:
+        config = type(base_policy.config)(**{**base_policy.config.model_dump(), "budget_tokens": target})
+    except (ValidationError, ValueError):
+        return
+    session.policy = type(base_policy)(config)
+
+
+def round_report(session: MemorySession) -> dict[str, Any]:
+    """last_round: the session's round stats plus the tokenizer that counted them."""
+    return {**session.last.as_dict(), "tokenizer": session.counter.tokenizer}
+
+
 def _litellm_completion() -> Callable[..., Any]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
@@ -105,9 +143,11 @@ class AgentMemory:
         thinker: a Thinker, a spec ("extractive", "local", "smollm2", a litellm model) or None.
         model: model name for token counting when it differs from the `model=` passed per call.
         recall_tool: add the `recall_memory` tool to every call's tools.
-        verify: "ends" (default, O(1)) or "full" (every re-sent message is compared with the store).
+        verify: "cached" (default), "full" or "ends": how re-sent histories are compared (see MemorySession).
         background: run thinking folds in a worker once the view passes the policy's soft watermark; the agent
             waits only when the hard budget would otherwise be exceeded.
+        on_over_budget: "warn" (OverBudgetWarning) or "raise" (OverBudgetError, before the model is called) when
+            the request (view + tool schemas) exceeds `budget_tokens` even with every tool output evicted.
     """
 
     def __init__(
@@ -128,7 +168,8 @@ class AgentMemory:
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
         background: bool = False,
-        verify: str = "ends",
+        verify: str = "cached",
+        on_over_budget: str = "warn",
         **policy_config: Any,
     ):
         self._completion = completion
@@ -141,7 +182,7 @@ class AgentMemory:
                                      fold_config=fold_config, summarize_config=summarize_config,
                                      evict_config=evict_config, recall_config=recall_config,
                                      thinker_timeout_s=thinker_timeout_s, background=background,
-                                     verify=verify)
+                                     verify=verify, budget_guard=budget_guard_for(self.policy, on_over_budget))
         self._model_for_tokens = model
 
     # --- public surface -------------------------------------------------------------------------------------
@@ -155,8 +196,8 @@ class AgentMemory:
 
     @property
     def last_round(self) -> dict[str, Any]:
-        """Stats of the last call: raw_tokens, view_tokens, actions, bookkeeping_ms, thinker_ms…"""
-        return self.session.last.as_dict()
+        """Stats of the last call: raw_tokens, view_tokens, actions, bookkeeping_ms, thinker_ms, budget, tokenizer…"""
+        return round_report(self.session)
 
     def view(self) -> list[dict[str, Any]]:
         """The current managed view (what the model would get now)."""
@@ -173,28 +214,48 @@ class AgentMemory:
     def completion(self, model: str | None = None, messages: Sequence[Any] = (), tools: Any = None,
                    **kwargs: Any) -> Any:
         """Managed litellm.completion: same arguments, same response."""
-        view = self.session.prepare(messages)
-        call = self._completion or _litellm_completion()
         tools = self._tools(tools)
+        view = self.session.prepare(messages, outside_tokens=self._outside_tokens(model, messages, tools))
+        call = self._completion or _litellm_completion()
         if tools is not None:
             kwargs["tools"] = tools
         response = call(model=model, messages=view, **kwargs)
         if not kwargs.get("stream"):
-            self.session.record_response(response_message(response))
+            self._record(response)
         return response
 
     async def acompletion(self, model: str | None = None, messages: Sequence[Any] = (), tools: Any = None,
                           **kwargs: Any) -> Any:
         """Async twin of completion(); shares the same planning code."""
-        view = await self.session.aprepare(messages)
-        call = self._acompletion or _litellm_acompletion()
         tools = self._tools(tools)
+        view = await self.session.aprepare(messages, outside_tokens=self._outside_tokens(model, messages, tools))
+        call = self._acompletion or _litellm_acompletion()
         if tools is not None:
             kwargs["tools"] = tools
         response = await call(model=model, messages=view, **kwargs)
         if not kwargs.get("stream"):
-            self.session.record_response(response_message(response))
+            self._record(response)
         return response
+
+    def _outside_tokens(self, model: str | None, messages: Sequence[Any], tools: Sequence[Any] | None) -> int:
+        """Checks the history is not empty; the tokens of the tool schemas (they count toward the budget).
+
+        A new session without `model=` counts with the tokenizer of the model its first call names.
+        """
+        require_messages(messages)
+        if self._model_for_tokens is None and model and self.session.message_count == 0:
+            from agentmem.tokens import TokenCounter
+
+            self._model_for_tokens = model
+            self.session.counter = TokenCounter(model)
+        outside = self.session.counter.tools(tools)
+        fit_view_budget(self.session, self.policy, outside)
+        return outside
+
+    def _record(self, response: Any) -> None:
+        """Store the reply as returned: it was paid for, so malformed tool-call arguments are kept, not raised."""
+        self.session.record_response(parse_message(response_message(response), index=self.session.message_count,
+                                                   reply=True))
 
     # --- the recall tool ------------------------------------------------------------------------------------
     def execute_recall(self, arguments: Mapping[str, Any] | str) -> str:

@@ -29,11 +29,16 @@ __all__ = [
     "message_text",
     "response_message",
     "new_message_id",
+    "EmptyHistoryError",
+    "require_messages",
 ]
 
-Role = Literal["system", "user", "assistant", "tool"]
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 MAX_ID_LENGTH = 200
-_ROLES = ("system", "user", "assistant", "tool")
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+_KNOWN_KEYS = frozenset({"id", "role", "content", "tool_calls", "tool_call_id", "name", "type"})
+# Stored (in canonical JSON) but never sent: the ids of tool calls whose arguments a model returned as invalid JSON.
+MALFORMED_KEY = "agentmem_malformed_arguments"
 
 
 class InvalidMessageError(ValueError):
@@ -54,6 +59,17 @@ class InvalidMessageError(ValueError):
 
 class HistoryError(InvalidMessageError):
     """A sequence of messages breaks an invariant (tool pairing, system first, order)."""
+
+
+class EmptyHistoryError(HistoryError):
+    """There is nothing to send: a model call on an empty message list is a provider error (HTTP 400)."""
+
+
+def require_messages(messages: Sequence[Any]) -> None:
+    """Raise EmptyHistoryError before a model call that would get no messages (nothing is stored or sent)."""
+    if isinstance(messages, Sequence) and not isinstance(messages, (str, bytes)) and len(messages) == 0:
+        raise EmptyHistoryError("the history is empty: pass at least one message (a model cannot be called on "
+                                "none)")
 
 
 class ToolCall(BaseModel):
@@ -80,10 +96,14 @@ class Message(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    # provider keys the agent put on the message (cache_control, …): stored and sent back unchanged
+    provider_keys: dict[str, Any] = Field(default_factory=dict)
+    # ids of tool calls whose arguments the model returned as invalid JSON (kept verbatim; see parse_message)
+    malformed_arguments: tuple[str, ...] = ()
 
     def to_dict(self, *, with_id: bool = False) -> dict[str, Any]:
         """OpenAI/litellm dict. The id is left out by default: providers reject unknown keys."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        out: dict[str, Any] = {**self.provider_keys, "role": self.role, "content": self.content}
         if self.tool_calls:
             out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
         if self.tool_call_id is not None:
@@ -92,6 +112,8 @@ class Message(BaseModel):
             out["name"] = self.name
         if with_id:
             out["id"] = self.id
+            if self.malformed_arguments:
+                out[MALFORMED_KEY] = list(self.malformed_arguments)
         return out
 
     def canonical_json(self) -> str:
@@ -99,8 +121,14 @@ class Message(BaseModel):
         return json.dumps(self.to_dict(with_id=True), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:
-        """sha256 of the message without its id: identifies the same message passed again by an agent."""
+        """sha256 of the message without its id: identifies the same message passed again by an agent.
+
+        Provider keys are left out: frameworks add or drop them (litellm's message objects carry
+        `provider_specific_fields`, LangChain drops `cache_control`) when the agent passes a message back.
+        """
         d = self.to_dict()
+        for key in self.provider_keys:
+            d.pop(key, None)
         if d["content"] is None:  # providers and SDKs flip between null and "" for tool-call-only replies
             d["content"] = ""
         for tc in d.get("tool_calls") or []:  # frameworks re-serialize arguments (spaces, key order): same call
@@ -141,7 +169,9 @@ def message_text(message: Message) -> str:
     return "\n".join(parts)
 
 
-def _parse_tool_call(raw: Any, *, index: int | None, message_id: str | None, position: int) -> ToolCall:
+def _parse_tool_call(raw: Any, *, index: int | None, message_id: str | None, position: int,
+                     lenient: bool = False) -> tuple[ToolCall, bool]:
+    """One tool call, and whether its arguments are not valid JSON (only accepted when `lenient`)."""
     if not isinstance(raw, Mapping):
         raise InvalidMessageError(f"tool_calls[{position}] must be an object, got {type(raw).__name__}",
                                   index=index, message_id=message_id)
@@ -164,25 +194,41 @@ def _parse_tool_call(raw: Any, *, index: int | None, message_id: str | None, pos
     try:
         json.loads(arguments or "{}")
     except json.JSONDecodeError as exc:
+        if lenient:
+            return ToolCall(id=call_id, name=name, arguments=arguments), True
         raise InvalidMessageError(f"tool_calls[{position}] ({call_id}) arguments are not valid JSON: {exc.msg}",
                                   index=index, message_id=message_id) from None
-    return ToolCall(id=call_id, name=name, arguments=arguments)
+    return ToolCall(id=call_id, name=name, arguments=arguments), False
 
 
 def _langchain_to_dict(obj: Any) -> dict[str, Any]:
-    """Convert a LangChain BaseMessage to an OpenAI dict without importing langchain at module import."""
+    """Convert a LangChain BaseMessage to an OpenAI dict without importing langchain at module import.
+
+    A model reply whose tool-call arguments were not valid JSON reaches LangChain as `invalid_tool_calls` (with the
+    raw argument text); it becomes a tool call with those arguments verbatim, marked malformed, so the tool result
+    create_agent adds for it still has its call.
+    """
     kind = getattr(obj, "type", None)
     role = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}.get(kind)
     if role is None:
         raise InvalidMessageError(f"unsupported LangChain message type {kind!r}")
+    if role == "system" and (getattr(obj, "additional_kwargs", None) or {}).get("__openai_role__") == "developer":
+        role = "developer"
     out: dict[str, Any] = {"role": role, "content": obj.content}
     if getattr(obj, "id", None):
         out["id"] = obj.id
     if role == "assistant":
         calls = [{"id": tc["id"], "name": tc["name"], "arguments": json.dumps(tc.get("args", {}), ensure_ascii=False)}
                  for tc in getattr(obj, "tool_calls", None) or []]
+        malformed = []
+        for tc in getattr(obj, "invalid_tool_calls", None) or []:
+            if tc.get("id") and tc.get("name"):
+                calls.append({"id": tc["id"], "name": tc["name"], "arguments": tc.get("args") or ""})
+                malformed.append(tc["id"])
         if calls:
             out["tool_calls"] = calls
+        if malformed:
+            out[MALFORMED_KEY] = malformed
         if out["content"] == "" and calls:
             out["content"] = None
     if role == "tool":
@@ -199,24 +245,37 @@ def to_langchain(message: Message) -> Any:
     content = message.content if message.content is not None else ""
     if message.role == "system":
         return SystemMessage(content=content, id=message.id)
+    if message.role == "developer":
+        return SystemMessage(content=content, id=message.id, additional_kwargs={"__openai_role__": "developer"})
     if message.role == "user":
         return HumanMessage(content=content, id=message.id)
     if message.role == "tool":
         return ToolMessage(content=content, tool_call_id=message.tool_call_id or "", name=message.name, id=message.id)
-    calls = []
+    calls, invalid = [], []
     for tc in message.tool_calls:
+        if tc.id in message.malformed_arguments:
+            invalid.append({"id": tc.id, "name": tc.name, "args": tc.arguments, "error": "arguments are not valid JSON",
+                            "type": "invalid_tool_call"})
+            continue
         args = json.loads(tc.arguments or "{}")
         calls.append({"id": tc.id, "name": tc.name, "args": args if isinstance(args, dict) else {"value": args}})
-    return AIMessage(content=content, tool_calls=calls, id=message.id)
+    return AIMessage(content=content, tool_calls=calls, invalid_tool_calls=invalid, id=message.id)
 
 
 __all__.append("to_langchain")
 
 
-def parse_message(raw: Any, *, index: int | None = None, message_id: str | None = None) -> Message:
+def parse_message(raw: Any, *, index: int | None = None, message_id: str | None = None,
+                  reply: bool = False) -> Message:
     """Validate one message given as a dict (OpenAI or flat tool-call shape), a Message or a LangChain message.
 
-    Raises InvalidMessageError naming the index/id and the problem.
+    Raises InvalidMessageError naming the index/id and the problem. Keys beyond the OpenAI ones (`cache_control`
+    and other provider keys) are kept and sent back unchanged; keys whose value is None are dropped.
+
+    `reply=True` is for a model's reply, which has already been paid for: tool-call arguments that are not valid
+    JSON are then kept verbatim (and marked) instead of raising. Such a message, stored, loads again; an agent that
+    passes it back as a plain dict gets the InvalidMessageError naming it (LangChain's `invalid_tool_calls` form is
+    accepted).
     """
     if isinstance(raw, Message):
         return raw
@@ -253,7 +312,16 @@ def parse_message(raw: Any, *, index: int | None = None, message_id: str | None 
                                   index=index, message_id=mid)
     if not isinstance(raw_calls, (list, tuple)):
         raise InvalidMessageError("tool_calls must be a list", index=index, message_id=mid)
-    calls = tuple(_parse_tool_call(c, index=index, message_id=mid, position=i) for i, c in enumerate(raw_calls))
+    marked = raw.get(MALFORMED_KEY) or ()
+    if not isinstance(marked, (list, tuple)) or not all(isinstance(x, str) for x in marked):
+        raise InvalidMessageError(f"{MALFORMED_KEY} must be a list of tool call ids", index=index, message_id=mid)
+    parsed = [_parse_tool_call(c, index=index, message_id=mid, position=i, lenient=reply or bool(marked))
+              for i, c in enumerate(raw_calls)]
+    calls = tuple(c for c, _ in parsed)
+    malformed = tuple(c.id for c, bad in parsed if bad)
+    if set(malformed) - set(marked) and not reply:  # marked messages may only carry the calls they name
+        bad = next(c for c in malformed if c not in marked)
+        raise InvalidMessageError(f"tool call ({bad}) arguments are not valid JSON", index=index, message_id=mid)
     if len({c.id for c in calls}) != len(calls):
         raise InvalidMessageError("duplicate tool call ids in one message", index=index, message_id=mid)
     tool_call_id = raw.get("tool_call_id")
@@ -268,9 +336,14 @@ def parse_message(raw: Any, *, index: int | None = None, message_id: str | None 
         raise InvalidMessageError("name must be text", index=index, message_id=mid)
     if role == "assistant" and content is None and not calls:
         content = ""
+    provider_keys = {k: v for k, v in raw.items() if k not in _KNOWN_KEYS and k != MALFORMED_KEY
+                     and v is not None and v != {} and v != []}
+    if not all(isinstance(k, str) for k in provider_keys):
+        raise InvalidMessageError("message has a key that is not text", index=index, message_id=mid)
     try:
         message = Message(id=mid or new_message_id(), role=role, content=content, tool_calls=calls,
-                          tool_call_id=tool_call_id, name=name)
+                          tool_call_id=tool_call_id, name=name, provider_keys=provider_keys,
+                          malformed_arguments=malformed)
     except ValidationError as exc:  # a safety net: the checks above should have named the problem already
         raise InvalidMessageError(f"invalid message: {exc.errors()[0]['msg']}", index=index, message_id=mid) from None
     try:  # the store keeps UTF-8 JSON: fail here, naming the message, rather than deep inside the store

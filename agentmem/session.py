@@ -3,20 +3,27 @@
 Planning is written once, as a generator that *yields* thinker requests and receives their results (sans-IO).
 The sync driver answers with `thinker.think`, the async driver with `await thinker.athink`; everything else —
 which actions, which primitive, what is recorded — is the same code for both.
+
+A session is a tree (agentmem.store): a history that leaves the current branch, or stops short of it, continues
+on the branch that holds it or on a new one, so retries, crash-resume, time travel, edits and concurrent calls
+never fail. One lock per session serves threads and coroutines; writes that lose a race refresh and go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import operator
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentmem import archive
+from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
 from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
 from agentmem.primitives import (
@@ -33,12 +40,21 @@ from agentmem.primitives import (
     thinking_request,
     unrecall,
 )
-from agentmem.store import Store
+from agentmem.store import ConcurrentWriteError, Store, chain_next
 from agentmem.thinkers.base import Thinker, ThinkRequest, ThinkResult
 from agentmem.tokens import TokenCounter
-from agentmem.view import BlockItem, Event, EventError, MessageItem, RecalledItem, View, build_view
+from agentmem.view import (
+    BlockItem,
+    Event,
+    EventError,
+    MessageItem,
+    RecalledItem,
+    View,
+    apply_event,
+    build_view,
+)
 
-__all__ = ["MemorySession", "RoundStats"]
+__all__ = ["MemorySession", "RoundStats", "BranchPoint", "SessionBusyError"]
 
 RECALL_TOOL_NAME = archive.RECALL_TOOL_NAME  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
@@ -57,11 +73,72 @@ class RoundStats:
     rejected: list[str] = field(default_factory=list)
     bookkeeping_ms: float = 0.0  # critical-path time spent by agentmem, thinker calls excluded
     thinker_ms: float = 0.0
+    branch: int = 0
+    forks: list[dict[str, Any]] = field(default_factory=list)  # branches started or switched to in this round
+    budget: dict[str, Any] | None = None  # the budget guard's report: request tokens against the budget
 
     def as_dict(self) -> dict[str, Any]:
         return {"round": self.round, "raw_tokens": self.raw_tokens, "view_tokens": self.view_tokens,
                 "new_messages": self.new_messages, "actions": self.actions, "rejected": self.rejected,
-                "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3)}
+                "bookkeeping_ms": round(self.bookkeeping_ms, 3), "thinker_ms": round(self.thinker_ms, 3),
+                "branch": self.branch, "forks": self.forks,
+                **({"budget": self.budget} if self.budget is not None else {})}
+
+
+@dataclass(frozen=True)
+class BranchPoint:
+    """Where a view was made: a branch and the length of its path. A reply belongs right after this point."""
+
+    branch: int
+    length: int
+
+
+class SessionBusyError(RuntimeError):
+    """A blocking call on a session whose lock this very thread holds (e.g. sync prepare() inside a coroutine
+    that is awaiting aprepare() on the same event loop): waiting would deadlock."""
+
+
+class _SessionLock:
+    """Mutual exclusion for one session, for threads and coroutines alike.
+
+    Not reentrant. Threads block on a threading.Lock; coroutines poll it without blocking the event loop, so a
+    coroutine may hold it across an awaited thinker call while other coroutines and threads wait their turn.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def __enter__(self) -> None:
+        if self._owner == threading.get_ident():
+            raise SessionBusyError("this session is in use by this thread (a coroutine awaiting aprepare()?); "
+                                   "use the async API here, or another thread")
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+    async def __aenter__(self) -> None:
+        delay = 0.0002
+        while not self._lock.acquire(blocking=False):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        self._owner = threading.get_ident()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
+
+
+# The point each prepare() made its view at, per thread and per asyncio task: record_response() in the same
+# thread/task stores the reply there, so concurrent calls on one session fork instead of interleaving.
+_POINTS: contextvars.ContextVar[dict[object, BranchPoint]] = contextvars.ContextVar("agentmem_points")
+
+
+def _set_point(key: object, point: BranchPoint) -> None:
+    _POINTS.set({**_POINTS.get({}), key: point})  # a new dict: contexts copied from this one keep their own
+_WRITE_RETRIES = 8  # refreshes after another writer moved the branch on, before ConcurrentWriteError is raised
 
 
 @dataclass
@@ -72,6 +149,7 @@ class _BackgroundFold:
     future: concurrent.futures.Future
     planned_round: int
     started: float
+    branch: int = 0
 
 
 class MemorySession:
@@ -79,12 +157,16 @@ class MemorySession:
 
     Args:
         store: where messages and events live (nothing is ever deleted there).
-        session_id: resume an existing session (its view is rebuilt by replay) or start a new one.
+        session_id: resume an existing session (the branch written last; its view is rebuilt by replay) or start a
+            new one. Any history passed later picks its own branch (see `ingest`).
         policy: decides actions each round (agentmem.policies).
         thinker: answers summarize-by-thinking and policy requests; None means extractive folds only.
         model: model name used to pick the offline tokenizer.
-        verify: how much of a re-sent history is compared with the store: "ends" (first and last stored
-            message, O(1) per round) or "full" (every message, O(history) per round; catches any edit).
+        verify: how a re-sent history is compared with the branch it continues: "cached" (default: every
+            position; messages equal to those passed last time, with equal content, are known unchanged by two
+            C-speed list comparisons; anything else is parsed and re-hashed), "full" (re-hash every message every
+            round; also catches in-place edits nested deeper inside a message) or "ends" (first and last only).
+            A history that differs, or stops short, continues on a new branch from the longest common prefix.
         background: run thinking folds planned at the soft watermark in a worker thread.
     """
 
@@ -102,10 +184,12 @@ class MemorySession:
         recall_config: RecallConfig | None = None,
         thinker_timeout_s: float | None = None,
         background: bool = False,
-        verify: str = "ends",
+        verify: str = "cached",
+        budget_guard: BudgetGuardConfig | None = None,
     ):
-        if verify not in ("ends", "full"):
-            raise ValueError(f"verify must be 'ends' or 'full', not {verify!r}")
+        self.budget_guard = budget_guard  # agentmem.budget_guard: the whole request within budget, every round
+        if verify not in ("cached", "full", "ends"):
+            raise ValueError(f"verify must be 'cached', 'full' or 'ends', not {verify!r}")
         self.verify = verify
         self.store = store
         self.session_id = session_id or "s-" + uuid.uuid4().hex[:16]
@@ -121,20 +205,101 @@ class MemorySession:
         self.background = background and thinker is not None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._job: _BackgroundFold | None = None
-        self._lock = threading.RLock()
+        self._lock = _SessionLock()
+        self._key = object()  # identifies this session object in _POINTS
+        self.forks = 0  # branches this object started
         self.store.ensure_session(self.session_id)
-        stored = store.load_messages(self.session_id)
-        events = store.load_events(self.session_id)
-        self.view: View = build_view(((s.message, s.tokens) for s in stored), events, self.counter)
-        self.message_count = len(stored)
-        self._fingerprints: list[str] = [s.message.fingerprint() for s in stored]
+        self._load(store.head_branch(self.session_id))
+        self.last: RoundStats = RoundStats(raw_tokens=self.raw_tokens, view_tokens=self.view.tokens,
+                                           branch=self.branch)
+
+    # --- branch state ------------------------------------------------------------------------------------------
+    def _load(self, branch: int) -> None:
+        """Make `branch` current, rebuilt from one consistent read of its messages and events."""
+        state = self.store.load_branch(self.session_id, branch)
+        self._reset(branch, [(s.message, s.tokens) for s in state.messages], [s.chain for s in state.messages],
+                    state.events)
+
+    def _reset(self, branch: int, path: list[tuple[Message, int]], chains: list[str], events: list[Event],
+               view: View | None = None) -> None:
+        self.branch = branch
+        self.view = view if view is not None else build_view(path, events, self.counter)
+        self.message_count = len(path)
+        self._path = path  # (message, tokens) per position of the branch's path
+        self._chains = chains  # hash chain per position (agentmem.store.chain_next)
+        self._events = list(events)  # the branch's event log, inherited events first
+        self._sent: list[Any] = []  # the objects the agent passed last, per position, known to match the path
+        self._sent_content: list[Any] = []
+        self._verified = 0  # leading positions the last check proved unchanged by identity
         self._pending_calls: set[str] = set()
         self.raw_tokens = 3
         self.rounds = 0
         self.task = ""
-        for s in stored:
-            self._track(s.message, s.tokens)
-        self.last: RoundStats = RoundStats(raw_tokens=self.raw_tokens, view_tokens=self.view.tokens)
+        for m, t in path:
+            self._track(m, t)
+
+    @property
+    def point(self) -> BranchPoint:
+        """Where the session stands: its branch and that branch's path length."""
+        return BranchPoint(self.branch, self.message_count)
+
+    def _refresh(self) -> None:
+        """Take in what other writers (processes, other session objects) appended to this branch."""
+        state = self.store.load_branch(self.session_id, self.branch, after_pos=self.message_count,
+                                       after_event=len(self._events))
+        if not state.messages and not state.events:
+            return
+        pairs = [(s.message, s.tokens) for s in state.messages]
+        self.view = build_view(pairs, state.events, self.counter, base=self.view)
+        self.message_count += len(pairs)
+        self._path.extend(pairs)
+        self._chains.extend(s.chain for s in state.messages)
+        self._events.extend(state.events)
+        for m, t in pairs:
+            self._track(m, t)
+
+    def _fork(self, at: int, reason: str) -> dict[str, Any]:
+        """Continue on a new branch that shares the first `at` messages of the current one (and its events
+        applied up to there). Nothing stored is changed; the old branch stays archived and recallable."""
+        parent = self.branch
+        branch, fork_event = self.store.fork(self.session_id, parent, at, meta={"reason": reason})
+        self.forks += 1
+        inherited = [e for e in self._events if e.after_message <= at]
+        if len(inherited) != fork_event.seq - 1:  # another writer added events at or before `at`: read them
+            self._load(branch)
+        else:
+            view = self._view_at(at, inherited)
+            self._reset(branch, self._path[:at], self._chains[:at], inherited + [fork_event],
+                        view=apply_event(view, fork_event, self.counter) if view is not None else None)
+        return {"branch": branch, "parent": parent, "fork_at": at, "reason": reason}
+
+    def _view_at(self, at: int, inherited: list[Event]) -> View | None:
+        """The view at path length `at` without a replay, when no later event touched it: the current view minus
+        its trailing original messages. None when a replay is needed."""
+        if len(inherited) != len(self._events):
+            return None
+        drop = self.message_count - at
+        tail = self.view.items[len(self.view.items) - drop:] if drop else []
+        if len(tail) != drop or any(not isinstance(it, MessageItem) or it.pos != at + k + 1
+                                    for k, it in enumerate(tail)):
+            return None
+        view = self.view.copy()
+        del view.items[len(view.items) - drop:]
+        view.message_count = at
+        view.tokens -= sum(it.tokens for it in tail)
+        if at == 0:
+            view.system_id = None
+        return view
+
+    def _goto(self, branch: int, length: int, reason: str) -> dict[str, Any] | None:
+        """Stand at (branch, length): switch to that branch, and fork there when its path is longer."""
+        switched = None
+        if branch != self.branch:
+            self._load(branch)
+            switched = {"branch": branch, "switched": True, "reason": reason}
+        if length < self.message_count:
+            return self._fork(length, reason)
+        return switched
 
     # --- ingest ----------------------------------------------------------------------------------------------
     def _track(self, m: Message, tokens: int) -> None:
@@ -150,40 +315,105 @@ class MemorySession:
     def ingest(self, messages: Sequence[Any], *, allow_open_tail: bool = True) -> list[Message]:
         """Store the messages of `messages` (the agent's full history) that the session has not seen yet.
 
-        The agent passes its whole history each call; the stored prefix is recognised in O(1) by the
-        fingerprint of its last message. A history that does not extend the stored one is rejected, unchanged.
+        The agent passes its whole history each call. Where it extends the current branch, the new messages are
+        appended; where it differs from it, or stops short of it (a retry, a resume after a crash, time travel,
+        an edit), the session continues from the longest common prefix: on the stored branch that already holds
+        more of this history, or on a new branch. Nothing stored is changed. Bad input raises, nothing written.
         """
         with self._lock:
-            if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-                raise HistoryError(f"messages must be a list, got {type(messages).__name__}")
-            n = self.message_count
-            if n:
-                if len(messages) < n:
-                    raise HistoryError(
-                        f"history has {len(messages)} messages but session {self.session_id!r} already stored {n}; "
-                        "pass the agent's whole history (or start a new session)")
-                # "ends" checks the first and the last stored position in O(1); "full" re-hashes every message
-                positions = range(n) if self.verify == "full" else sorted({0, n - 1})
-                for i in positions:
-                    if parse_message(messages[i], index=i).fingerprint() != self._fingerprints[i]:
-                        raise HistoryError(
-                            f"differs from the message session {self.session_id!r} stored at this position; the "
-                            "history must extend what was stored (start a new session for an edited history)",
-                            index=i)
-            return self._append([parse_message(r, index=n + i) for i, r in enumerate(messages[n:])], first_index=n,
-                                allow_open_tail=allow_open_tail)
+            return self._ingest(messages, allow_open_tail=allow_open_tail)
 
-    def _append(self, new: list[Message], *, first_index: int, allow_open_tail: bool = True) -> list[Message]:
-        if not new:
-            return []
-        pending = set(self._pending_calls)
+    def _ingest(self, messages: Sequence[Any], *, allow_open_tail: bool, stats: RoundStats | None = None
+                ) -> list[Message]:
+        if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+            raise HistoryError(f"messages must be a list, got {type(messages).__name__}")
+        for attempt in range(_WRITE_RETRIES + 1):
+            try:
+                return self._ingest_once(messages, allow_open_tail, stats)
+            except ConcurrentWriteError:
+                if attempt == _WRITE_RETRIES:
+                    raise
+                self._refresh()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ingest_once(self, messages: Sequence[Any], allow_open_tail: bool, stats: RoundStats | None
+                     ) -> list[Message]:
+        common, parsed = self._common_prefix(messages)
+        if common < self.message_count:
+            new = [parsed.get(i) or parse_message(messages[i], index=i) for i in range(common, len(messages))]
+            if new:  # bad input raises here, before a branch is written
+                self._check(new, first_index=common, pending=self._pending_at(common),
+                            allow_open_tail=allow_open_tail, path_ids={m.id for m, _ in self._path[:common]})
+            elif not allow_open_tail and self._pending_at(common):
+                raise HistoryError(f"tool call(s) {', '.join(sorted(self._pending_at(common)))} have no result at "
+                                   "the end of the history: a model cannot be called on it", index=common - 1)
+            move = self._continue_from(common, new)
+            if stats is not None and move is not None:
+                stats.forks.append(move)
+        n = self.message_count
+        new = [parsed.get(i) or parse_message(messages[i], index=i) for i in range(n, len(messages))]
+        out = self._append(new, first_index=n, allow_open_tail=allow_open_tail)
+        keep = self._verified if len(self._sent) >= self._verified else 0  # a fork resets the cache
+        del self._sent[keep:], self._sent_content[keep:]
+        tail = list(messages[keep:])
+        self._sent.extend(tail)
+        self._sent_content.extend(_contents(tail))
+        return out
+
+    def _common_prefix(self, messages: Sequence[Any]) -> tuple[int, dict[int, Message]]:
+        """How many leading messages equal the current path, and the messages parsed to find out."""
+        k = min(len(messages), self.message_count)
+        parsed: dict[int, Message] = {}
+        self._verified = 0
+        if self.verify == "ends" and k:
+            ends = sorted({0, k - 1})
+            if all(self._same(i, messages, parsed) for i in ends):
+                return k, parsed
+            start = 0
+        elif self.verify == "full":
+            start = 0
+        else:
+            start = min(k, _identical_prefix(messages, self._sent, self._sent_content))
+        self._verified = start
+        for i in range(start, k):
+            if not self._same(i, messages, parsed):
+                return i, parsed
+        return k, parsed
+
+    def _same(self, i: int, messages: Sequence[Any], parsed: dict[int, Message]) -> bool:
+        m = parsed.get(i) or parse_message(messages[i], index=i)
+        parsed[i] = m
+        return chain_next(self._chains[i - 1] if i else "", m.fingerprint()) == self._chains[i]
+
+    def _continue_from(self, common: int, rest: list[Message]) -> dict[str, Any] | None:
+        """The history leaves the current path after `common` messages: stand where it continues."""
+        reason = "diverged" if rest else "shorter history (retry or resume)"
+        chain = self._chains[common - 1] if common else ""
+        chains = []
+        for m in rest:
+            chain = chain_next(chain, m.fingerprint())
+            chains.append(chain)
+        found = self.store.find_paths(self.session_id, chains) if chains else {}
+        deepest = max((k for k, c in enumerate(chains) if c in found), default=None)
+        if deepest is None:  # nothing stored beyond the common prefix: fork the current branch there
+            return self._fork(common, reason)
+        branch, pos = found[chains[deepest]]
+        return self._goto(branch, pos, reason + ", continues a stored branch")
+
+    def _check(self, new: list[Message], *, first_index: int, pending: set[str], allow_open_tail: bool,
+               path_ids: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        """The invariants `new` must keep after `first_index` messages with these calls `pending`; raises
+        HistoryError naming the message, before anything is written."""
+        pending = set(pending)
         seen_ids: set[str] = set()
         for i, m in enumerate(new):
             idx = first_index + i
             if m.id in seen_ids:
                 raise HistoryError("duplicate message id", index=idx, message_id=m.id)
+            if m.id in path_ids:
+                raise HistoryError("message id already stored in this session", index=idx, message_id=m.id)
             seen_ids.add(m.id)
-            if m.role == "system" and (self.message_count or i):
+            if m.role == "system" and (first_index or i):
                 raise HistoryError("system message is not at the start of the history", index=idx, message_id=m.id)
             if m.role == "tool":
                 if m.tool_call_id not in pending:
@@ -199,20 +429,61 @@ class MemorySession:
         if pending and not allow_open_tail:
             raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result at the end of the history: "
                                "a model cannot be called on it", index=first_index + len(new) - 1, message_id=new[-1].id)
+
+    def _pending_at(self, at: int) -> set[str]:
+        """Tool calls of the path's first `at` messages that have no result among them."""
+        answered: set[str] = set()
+        for i in range(at - 1, -1, -1):
+            m = self._path[i][0]
+            if m.role == "tool":
+                answered.add(m.tool_call_id or "")
+            else:
+                return set(m.tool_call_ids) - answered if m.role == "assistant" else set()
+        return set()
+
+    def _append(self, new: list[Message], *, first_index: int, allow_open_tail: bool = True) -> list[Message]:
+        if not new:
+            return []
+        self._check(new, first_index=first_index, pending=self._pending_calls, allow_open_tail=allow_open_tail)
         tokens = [self.counter.message(m) for m in new]
-        self.store.append_messages(self.session_id, new, tokens, expected_count=self.message_count)
+        self.store.append_messages(self.session_id, new, tokens, expected_count=self.message_count,
+                                   branch=self.branch)
+        chain = self._chains[-1] if self._chains else ""
         for m, t in zip(new, tokens, strict=True):
             self.view.append_message(m, t)
             self._track(m, t)
+            self._path.append((m, t))
+            chain = chain_next(chain, m.fingerprint())
+            self._chains.append(chain)
         self.message_count += len(new)
-        self._fingerprints.extend(m.fingerprint() for m in new)
         return new
 
-    def record_response(self, message: Any) -> Message:
-        """Store the model's reply (an assistant message dict/object) right after the current history."""
+    def record_response(self, message: Any, *, at: BranchPoint | None = None) -> Message:
+        """Store the model's reply right after the history its view was made from.
+
+        `at` defaults to the point of the last prepare() in this thread or asyncio task. When the branch has
+        moved on since (a concurrent call on this session stored its reply first), the reply starts a new
+        branch at that point instead of being appended after the other call's reply.
+        """
         with self._lock:
-            return self._append([parse_message(message, index=self.message_count)],
-                                first_index=self.message_count)[0]
+            if at is None:
+                at = _POINTS.get({}).get(self._key) or self.point
+            m = parse_message(message, index=at.length)
+            for attempt in range(_WRITE_RETRIES + 1):
+                try:
+                    if at.branch == self.branch and self.message_count > at.length:
+                        same = chain_next(self._chains[at.length - 1] if at.length else "", m.fingerprint())
+                        if same == self._chains[at.length]:  # this very reply is already stored there
+                            return self._path[at.length][0]
+                    self._goto(at.branch, at.length, "concurrent reply")
+                    stored = self._append([m], first_index=self.message_count)[0]
+                    _set_point(self._key, self.point)
+                    return stored
+                except ConcurrentWriteError:
+                    if attempt == _WRITE_RETRIES:
+                        raise
+                    self._refresh()
+            raise AssertionError("unreachable")  # pragma: no cover
 
     # --- planning (shared by sync and async) -----------------------------------------------------------------
     def _context(self, recall_ids: Iterable[str] = ()) -> Any:
@@ -293,60 +564,88 @@ class MemorySession:
         return fold(self.view, span=span, counter=self.counter, config=self.fold_config, meta=meta)
 
     def _record(self, new: View, ev: Event, stats: RoundStats) -> None:
-        self.store.append_event(self.session_id, ev)  # the log never records an event that was not applied
+        self.store.append_event(self.session_id, ev, branch=self.branch)  # never an event that was not applied
         self.view = new
+        self._events.append(ev)
         stats.actions.append({"kind": ev.kind, "seq": ev.seq, "covers": len(ev.covers),
                               **{k: v for k, v in ev.meta.items() if k != "stubs"}})
 
     # --- drivers -----------------------------------------------------------------------------------------------
-    def prepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        """Ingest `messages`, let the policy act, and return the validated view to send to the model."""
-        with self._lock:
-            t0 = time.perf_counter()
-            stats = self._begin(messages)
-            pending = self._job_to_wait_for()
-            if pending is not None:
-                t1 = time.perf_counter()
-                concurrent.futures.wait([pending])
-                stats.thinker_ms += (time.perf_counter() - t1) * 1000
-            self._collect_background(stats)
-            plan = self._plan(stats)
-            try:
-                request = next(plan)
-                while True:
-                    t1 = time.perf_counter()
-                    result = self._call_thinker_sync(request)
-                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
-                    request = plan.send(result)
-            except StopIteration:
-                pass
-            return self._finish(stats, t0)
+    def prepare(self, messages: Sequence[Any] | None = None, *, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        """Ingest `messages`, let the policy act, and return the validated view to send to the model.
 
-    async def aprepare(self, messages: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        """Async twin of prepare(): the same plan, with `await thinker.athink`."""
+        `outside_tokens`: what the request carries beside the view (tool schemas, a separate system prompt); the
+        budget guard counts it.
+        """
         with self._lock:
-            t0 = time.perf_counter()
-            stats = self._begin(messages)
-            pending = self._job_to_wait_for()
-            if pending is not None:
+            for attempt in range(_WRITE_RETRIES + 1):
+                try:
+                    return self._prepare_round(messages, outside_tokens)
+                except ConcurrentWriteError:  # another writer moved this branch on: take its writes in, redo
+                    if attempt == _WRITE_RETRIES:
+                        raise
+                    self._refresh()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _prepare_round(self, messages: Sequence[Any] | None, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        stats = self._begin(messages)
+        pending = self._job_to_wait_for()
+        if pending is not None:
+            t1 = time.perf_counter()
+            concurrent.futures.wait([pending])
+            stats.thinker_ms += (time.perf_counter() - t1) * 1000
+        self._collect_background(stats)
+        plan = self._plan(stats)
+        try:
+            request = next(plan)
+            while True:
                 t1 = time.perf_counter()
-                await asyncio.wrap_future(pending)
+                result = self._call_thinker_sync(request)
                 stats.thinker_ms += (time.perf_counter() - t1) * 1000
-            self._collect_background(stats)
-            plan = self._plan(stats)
-            try:
-                request = next(plan)
-                while True:
-                    t1 = time.perf_counter()
-                    try:
-                        result: ThinkResult | BaseException = await self.thinker.athink(request)  # type: ignore
-                    except Exception as exc:  # any thinker failure becomes a recorded fallback
-                        result = exc
-                    stats.thinker_ms += (time.perf_counter() - t1) * 1000
-                    request = plan.send(result)
-            except StopIteration:
-                pass
-            return self._finish(stats, t0)
+                request = plan.send(result)
+        except StopIteration:
+            pass
+        return self._finish(stats, t0, outside_tokens)
+
+    async def aprepare(self, messages: Sequence[Any] | None = None, *,
+                       outside_tokens: int = 0) -> list[dict[str, Any]]:
+        """Async twin of prepare(): the same plan, with `await thinker.athink`. Waiting for the session (another
+        coroutine or thread is preparing on it) never blocks the event loop."""
+        async with self._lock:
+            for attempt in range(_WRITE_RETRIES + 1):
+                try:
+                    return await self._aprepare_round(messages, outside_tokens)
+                except ConcurrentWriteError:
+                    if attempt == _WRITE_RETRIES:
+                        raise
+                    self._refresh()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _aprepare_round(self, messages: Sequence[Any] | None,
+                              outside_tokens: int = 0) -> list[dict[str, Any]]:
+        t0 = time.perf_counter()
+        stats = self._begin(messages)
+        pending = self._job_to_wait_for()
+        if pending is not None:
+            t1 = time.perf_counter()
+            await asyncio.wrap_future(pending)
+            stats.thinker_ms += (time.perf_counter() - t1) * 1000
+        self._collect_background(stats)
+        plan = self._plan(stats)
+        try:
+            request = next(plan)
+            while True:
+                t1 = time.perf_counter()
+                try:
+                    result: ThinkResult | BaseException = await self.thinker.athink(request)  # type: ignore
+                except Exception as exc:  # any thinker failure becomes a recorded fallback
+                    result = exc
+                stats.thinker_ms += (time.perf_counter() - t1) * 1000
+                request = plan.send(result)
+        except StopIteration:
+            pass
+        return self._finish(stats, t0, outside_tokens)
 
     def _call_thinker_sync(self, request: ThinkRequest) -> ThinkResult | BaseException:
         try:
@@ -355,8 +654,10 @@ class MemorySession:
             return exc
 
     def _begin(self, messages: Sequence[Any] | None) -> RoundStats:
-        new = self.ingest(messages, allow_open_tail=False) if messages is not None else []
-        return RoundStats(round=self.rounds, new_messages=len(new))
+        stats = RoundStats()
+        new = self._ingest(messages, allow_open_tail=False, stats=stats) if messages is not None else []
+        stats.round, stats.new_messages = self.rounds, len(new)
+        return stats
 
     def _job_to_wait_for(self) -> concurrent.futures.Future | None:
         """The running background fold, when the hard budget cannot be kept without it; else None."""
@@ -384,7 +685,7 @@ class MemorySession:
             self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-fold")
         future = self._executor.submit(self.thinker.think, request)  # type: ignore[union-attr]
         self._job = _BackgroundFold(action=action, future=future, planned_round=self.rounds,
-                                    started=time.perf_counter())
+                                    started=time.perf_counter(), branch=self.branch)
         stats.actions.append({"kind": "planned", "covers": len(action.span), "background": True})
 
     def _collect_background(self, stats: RoundStats) -> None:
@@ -393,6 +694,9 @@ class MemorySession:
         if job is None or not job.future.done():
             return
         self._job = None
+        if job.branch != self.branch:  # planned on another branch: its span may hold other content here
+            stats.rejected.append(f"background fold dropped: planned on branch {job.branch}")
+            return
         meta: dict[str, Any] = {"policy": getattr(self.policy, "name", "?"), "reason": job.action.reason,
                                 "background": True, "planned_round": job.planned_round,
                                 "wall_s": round(time.perf_counter() - job.started, 3)}
@@ -410,14 +714,21 @@ class MemorySession:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def _finish(self, stats: RoundStats, t0: float) -> list[dict[str, Any]]:
+    def _finish(self, stats: RoundStats, t0: float, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        if self.budget_guard is not None:  # after the policy: evictions through the one mutation path
+            for action in guard_actions(self.view, self.budget_guard, outside_tokens=outside_tokens):
+                list(self._apply(action, stats))  # an eviction never asks a thinker
         self._start_background(stats)
         self.view.validate(allow_open_tail=False)
         rendered = self.view.render()
         stats.raw_tokens = self.raw_tokens
         stats.view_tokens = self.view.tokens
         stats.bookkeeping_ms = (time.perf_counter() - t0) * 1000 - stats.thinker_ms
+        stats.branch = self.branch
         self.last = stats
+        _set_point(self._key, self.point)
+        if self.budget_guard is not None:  # warns, or raises OverBudgetError before the model is called
+            stats.budget = check_budget(self.view, self.budget_guard, outside_tokens=outside_tokens)
         return rendered
 
     # --- archive access (agentmem.archive) ------------------------------------------------------------------
@@ -431,3 +742,39 @@ class MemorySession:
         return archive.recall_text(self.store, self.session_id, self.view, counter=self.counter, ids=ids,
                                    query=query, page=page, page_tokens=budget_tokens or self.recall_config.budget_tokens,
                                    limit=self.recall_config.max_messages)
+
+
+def _contents(messages: Sequence[Any]) -> list[Any]:
+    """The content object of each message (dicts at C speed); an in-place edit replaces it."""
+    try:
+        return list(map(_CONTENT, messages))
+    except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+        return [_content_of(m) for m in messages]
+
+
+_CONTENT = operator.itemgetter("content")  # the C-speed path for dict messages
+
+
+def _content_of(message: Any) -> Any:
+    return message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+
+
+def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any]) -> int:
+    """How many leading messages equal those passed last time, with equal content objects.
+
+    Two C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
+    speed too): this is what keeps the per-round check flat at 10,000 rounds. The content pass catches an edit
+    made in place (same dict, new content), which the first comparison cannot see."""
+    n = min(len(messages), len(sent))
+    head = list(messages[:n])
+    if head == (sent if len(sent) == n else sent[:n]):
+        try:
+            now = list(map(_CONTENT, head))
+        except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+            now = [_content_of(m) for m in head]
+        if now == (contents if len(contents) == n else contents[:n]):
+            return n
+    for i in range(n):
+        if head[i] != sent[i] or _content_of(head[i]) != contents[i]:
+            return i
+    return n  # pragma: no cover - the comparisons above said otherwise

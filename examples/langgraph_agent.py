@@ -10,18 +10,12 @@ a folded value back with recall_memory at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, ToolMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.tools import tool
+from create_agent import ScriptedReader, read_page  # the same offline model and tool as the create_agent example
 from langgraph.checkpoint.memory import InMemorySaver
-from pydantic import PrivateAttr
 from langgraph.prebuilt import create_react_agent
 
 from agentmem.integrations.langgraph import MemoryHook
@@ -30,43 +24,6 @@ from agentmem.integrations.langgraph import MemoryHook
 warnings.filterwarnings("ignore", message="create_react_agent has been moved")
 
 PAGES = 25
-
-
-@tool
-def read_page(page: int) -> str:
-    """Read one page of the quarterly report."""
-    return json.dumps({"page": page, "invoice": f"INV-{1000 + page}", "amount": 100 + 7 * page,
-                       "text": "lorem ipsum dolor sit amet " * 60})
-
-
-class ScriptedReader(BaseChatModel):
-    """Reads every page, then recalls page 0's invoice, then answers (stands in for a real model offline).
-
-    It counts its own turns: the view it is given no longer shows the early ones once they are folded."""
-
-    _turns: int = PrivateAttr(default=0)
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-reader"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedReader:
-        return self
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        recalls = [m for m in messages if isinstance(m, ToolMessage) and m.name == "recall_memory"]
-        n_calls = self._turns
-        self._turns += 1
-        if recalls:
-            found = "INV-1000" in recalls[-1].content
-            msg = AIMessage(content=f"Page 0's invoice is {'INV-1000' if found else 'unknown'}.")
-        elif n_calls < PAGES:
-            msg = AIMessage(content="", tool_calls=[{"id": f"p{n_calls}", "name": "read_page",
-                                                     "args": {"page": n_calls}}])
-        else:
-            msg = AIMessage(content="", tool_calls=[{"id": "r", "name": "recall_memory",
-                                                     "args": {"query": "invoice of page 0"}}])
-        return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
 def main() -> None:
@@ -79,7 +36,7 @@ def main() -> None:
 
         model = init_chat_model(args.model)
     else:
-        model = ScriptedReader()
+        model = ScriptedReader(pages=PAGES)
     with tempfile.TemporaryDirectory() as tmp:
         hook = MemoryHook(policy="budget", budget_tokens=args.budget, store=Path(tmp) / "lg.db")
         agent = create_react_agent(model, [read_page, hook.recall_tool()], pre_model_hook=hook,

@@ -55,3 +55,26 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data not found at {SHARED_DATA} (CI clones with ../shared beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_db_url(request, tmp_path):
+    """An empty database: a new SQLite file path, or a PostgreSQL database created for this test (dropped after)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "fresh.db")
+        return
+    from sqlalchemy import create_engine, text
+
+    from agentmem.store import _to_url
+
+    base = request.getfixturevalue("pg_url").rsplit("/", 1)[0]
+    name = "agentmem_fresh_" + uuid.uuid4().hex[:8]
+    admin = create_engine(_to_url(base + "/postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

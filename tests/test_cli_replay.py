@@ -105,3 +105,22 @@ def test_console_script_end_to_end(tmp_path, shared_data):
     assert {"rounds.jsonl", "summary.json", "footprint.png", "views.jsonl"} <= {p.name for p in out.iterdir()}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trajectories"] == 1 and summary["footprint"]["max_peak_view"] <= 8000 + 2000
+
+
+def test_small_things_a_user_hits(tmp_path, small_file):
+    """A directory is named as such; --set names the field and what it allows in one line; --no-dump-views."""
+    path, _, _ = small_file
+    res = runner.invoke(app, ["replay", str(tmp_path), "--out", str(tmp_path / "x"), "-q"])
+    assert res.exit_code == 2 and "is a directory" in res.output
+    res = runner.invoke(app, ["replay", str(path), "--policy", "window", "--set", "bogus=1", "--out",
+                              str(tmp_path / "x")], env={"COLUMNS": "400"})
+    line = next(ln for ln in res.output.splitlines() if "bogus" in ln)
+    assert "unknown field 'bogus'" in line and "keep_recent_rounds" in line  # the allowed fields, same line
+    res = runner.invoke(app, ["replay", str(path), "--policy", "budget", "--set", "keep_recent_rounds=zero",
+                              "--out", str(tmp_path / "x")], env={"COLUMNS": "400"})
+    assert res.exit_code == 2 and "keep_recent_rounds='zero'" in res.output
+    res = runner.invoke(app, ["replay", "--help"], terminal_width=200)
+    assert "--dump-views" in res.output and "--no-dump-views" in res.output
+    res = runner.invoke(app, ["replay", str(path), "--limit", "1", "--policy", "noop", "--no-dump-views", "-q",
+                              "--out", str(tmp_path / "nd")])
+    assert res.exit_code == 0 and not (tmp_path / "nd" / "views.jsonl").exists()

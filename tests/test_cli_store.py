@@ -52,3 +52,31 @@ def test_console_script_help_on_every_command():
     for c in commands:
         out = subprocess.run([exe, c, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "Usage" in out.stdout, (c, out.stderr)
+
+
+def test_a_mistyped_db_creates_nothing(tmp_path):
+    runner = CliRunner()
+    typo = tmp_path / "no" / "such" / "typo.db"
+    r = runner.invoke(app, ["sessions", "--db", str(typo)])
+    assert r.exit_code == 2 and "no store at" in r.output
+    assert not (tmp_path / "no").exists()
+    r = runner.invoke(app, ["sessions", "--db", str(tmp_path)])
+    assert r.exit_code == 2 and "is a directory" in r.output
+
+
+def test_branches_through_the_cli(tmp_path):
+    db = tmp_path / "b.db"
+    session, history = _populate(db)
+    session.prepare(history[:10])  # back in time: a branch
+    runner = CliRunner()
+    r = runner.invoke(app, ["sessions", "--db", str(db)])
+    assert "2 branches" in r.output
+    r = runner.invoke(app, ["events", "demo", "--db", str(db)])
+    assert r.exit_code == 0 and " fork " in r.output
+    r = runner.invoke(app, ["view", "demo", "--db", str(db), "--branch", "0", "--json"])
+    assert json.loads(r.output) != session.view.render()
+    out = tmp_path / "b0.jsonl"
+    runner.invoke(app, ["export", "demo", "--db", str(db), "--branch", "0", "--out", str(out)])
+    assert len(out.read_text().splitlines()) == len(history)
+    r = runner.invoke(app, ["events", "demo", "--db", str(db), "--branch", "7"])
+    assert r.exit_code == 2 and "no branch 7" in r.output

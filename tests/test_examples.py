@@ -29,3 +29,11 @@ def test_langgraph_example_recalls_a_folded_value():
     assert "answer: Page 0's invoice is INV-1000." in text, text
     m = re.search(r"last view was (\d+) tokens; (\d+) memory events", text)
     assert m and int(m.group(1)) <= 3000 + 1500 and int(m.group(2)) >= 1, text
+
+
+def test_create_agent_example_is_bounded_and_recalls_a_folded_value():
+    for extra in ((), ("--async",)):
+        text = _run("examples/create_agent.py", "--budget", "3000", *extra)
+        assert "answer: Page 0's invoice is INV-1000." in text, text
+        m = re.search(r"the last request was (\d+) tokens .* against (\d+); (\d+) memory events", text)
+        assert m and int(m.group(1)) <= int(m.group(2)) == 3000 and int(m.group(3)) >= 1, text

@@ -210,10 +210,13 @@ def test_bad_history_through_agent_memory_changes_nothing(tmp_path):
     for tail in bad_tails:
         with pytest.raises(InvalidMessageError, match="index 3"):
             memory.completion(model="gpt-4o", messages=history + tail)
-    with pytest.raises(InvalidMessageError, match="differs"):
-        memory.completion(model="gpt-4o", messages=history[:2] + [{"role": "assistant", "content": "edited"}])
     assert _rows(memory.store, memory.session_id) == before
     assert len(client.calls) == 1  # the model was never called with a bad history
+    # an edited history is not bad input: it continues on a branch, and nothing stored changes
+    memory.completion(model="gpt-4o", messages=history[:2] + [{"role": "assistant", "content": "edited"},
+                                                              {"role": "user", "content": "again"}])
+    assert memory.session.branch == 1 and len(client.calls) == 2
+    assert _rows(memory.store, memory.session_id)[0][:len(before[0])] == before[0]
 
 
 def test_async_acompletion_path(tmp_path):
@@ -291,3 +294,44 @@ def test_default_litellm_client_with_its_offline_mock_and_message_objects(tmp_pa
     assert len(stored) == len(history) == 10
     assert [s.message.role for s in stored[2:4]] == ["assistant", "tool"]
     assert stored[2].message.tool_calls[0].arguments == '{"path":"/a"}' and stored[2].message.content == "turn 0"
+
+
+def test_messages_as_users_send_them(tmp_path):
+    """developer role, provider keys, content parts, an empty history, a malformed reply (issue 11, item 4)."""
+    from agentmem.messages import EmptyHistoryError
+
+    bad_reply = {"id": "r", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "tool_calls",
+                 "message": {"role": "assistant", "content": None, "tool_calls": [
+                     {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"path": "/a'}}]}}]}
+    client = ScriptedCompletion([bad_reply])
+    memory = AgentMemory(client, store=tmp_path / "m.db", policy="noop")
+    with pytest.raises(EmptyHistoryError):
+        memory.completion(model="gpt-4o", messages=[])
+    assert client.calls == [] and memory.store.message_count(memory.session_id) == 0
+    parts = [{"type": "text", "text": "long shared context", "cache_control": {"type": "ephemeral"}},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    history = [{"role": "developer", "content": "Answer in French."},
+               {"role": "user", "content": parts, "cache_control": {"type": "ephemeral"}}]
+    response = memory.completion(model="gpt-4o", messages=history)
+    assert response is bad_reply  # returned as the provider sent it; nothing raised after the model was paid
+    sent = client.calls[0]["messages"]
+    assert sent == history  # developer role, the message-level key and both parts reach the model unchanged
+    stored = [s.message for s in memory.store.load_messages(memory.session_id)]  # loads again after storing
+    assert stored[0].role == "developer" and stored[1].provider_keys == {"cache_control": {"type": "ephemeral"}}
+    assert stored[2].tool_calls[0].arguments == '{"path": "/a' and stored[2].malformed_arguments == ("c1",)
+    # the agent passes the reply back as a plain dict: the next round's validator names the problem
+    with pytest.raises(InvalidMessageError, match=r"index 2.*c1.*not valid JSON"):
+        memory.completion(model="gpt-4o", messages=history + [bad_reply["choices"][0]["message"],
+                                                              {"role": "tool", "tool_call_id": "c1", "content": "?"}])
+    assert memory.last_round["tokenizer"] == "o200k_base"  # the first call's model names the tokenizer
+
+
+def test_a_leading_developer_message_stays_first_through_folds(tmp_path):
+    client = ScriptedCompletion(lambda m, t: make_response("ok"))
+    memory = AgentMemory(client, store=tmp_path / "m.db", budget_tokens=3000)
+    history = synthetic_history(40, output_chars=600)
+    history[0] = {"role": "developer", "content": "You are an agent that uses tools."}
+    memory.completion(model="gpt-4o", messages=history)
+    sent = client.calls[-1]["messages"]
+    assert memory.last_round["actions"] and sent[0] == history[0] and sent[1] == history[1]
+    assert any("fold block" in str(m["content"]) for m in sent[2:])

@@ -1,4 +1,5 @@
-"""MemorySession on a real SQLite file: ingest, bad input leaves the store untouched, resume, recall."""
+"""MemorySession on a real SQLite file and a real PostgreSQL: ingest, bad input leaves the store untouched, resume,
+recall."""
 
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ def _rows(store, sid):
     return [tuple(r) for r in msgs], [tuple(r) for r in evs], fts
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "session.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    s = Store(tmp_path / "session.db") if request.param == "sqlite" else Store(request.getfixturevalue("pg_url"))
     yield s
     s.close()
 
@@ -88,33 +89,56 @@ def test_ingest_accepts_null_versus_empty_content_and_reformatted_arguments(stor
 
 
 @pytest.mark.parametrize("mutation", ["last_changed", "shorter"])
-def test_history_that_does_not_extend_the_stored_one_is_rejected(store, session_id, mutation):
+def test_history_that_does_not_extend_the_stored_one_continues_on_a_branch(store, session_id, mutation):
     s = MemorySession(store, session_id, policy=NoOpPolicy())
     s.ingest(BASE)
     before = _rows(store, session_id)
     if mutation == "last_changed":
-        bad = [dict(m) for m in BASE] + [{"role": "user", "content": "next"}]
-        bad[4] = {**bad[4], "content": "edited"}
-        match = "index 4.*differs from the message"
+        other = [dict(m) for m in BASE] + [{"role": "user", "content": "next"}]
+        other[4] = {**other[4], "content": "edited"}
+        fork_at, length = 4, 6
     else:
-        bad = BASE[:3]
-        match = "already stored 5"
-    with pytest.raises(HistoryError, match=match):
-        s.ingest(bad)
-    assert _rows(store, session_id) == before and s.message_count == 5
+        other = BASE[:3]
+        fork_at, length = 3, 3
+    s.ingest(other)
+    assert (s.branch, s.message_count) == (1, length)
+    msgs, evs, _ = _rows(store, session_id)
+    assert msgs[:len(before[0])] == before[0]  # nothing stored was changed
+    assert [e[1] for e in evs] == ["fork"]
+    assert [m.message.content for m in store.load_messages(session_id, branch=0)] == [m["content"] for m in BASE]
+    assert [m.message.content for m in store.load_messages(session_id)] == [m.get("content") for m in other]
+    fork = store.load_events(session_id)[0]
+    assert (fork.kind, fork.meta["parent"], fork.meta["fork_at"], fork.after_message) == ("fork", 0, fork_at, fork_at)
 
 
-@pytest.mark.parametrize("verify, position", [("ends", 0), ("full", 1), ("full", 3)])
-def test_edited_earlier_message_is_rejected(store, session_id, verify, position):
-    """"ends" (the O(1) default) catches an edit of the first or last stored message, "full" catches any edit."""
+@pytest.mark.parametrize("verify, position", [("cached", 1), ("cached", 3), ("full", 1), ("full", 3), ("ends", 0)])
+def test_edited_earlier_message_reaches_the_model_on_a_branch(store, session_id, verify, position):
+    """An edit (or redaction) anywhere continues on a branch from the edited position; the model gets the new
+    text. "ends" (O(1)) only sees edits of the first and the last stored message."""
     s = MemorySession(store, session_id, policy=NoOpPolicy(), verify=verify)
-    s.ingest(BASE)
+    s.prepare(BASE)
     edited = [dict(m) for m in BASE] + [{"role": "user", "content": "next"}]
     edited[position] = {**edited[position], "content": "a different text"}
-    before = _rows(store, session_id)
-    with pytest.raises(HistoryError, match=f"index {position}"):
-        s.ingest(edited)
-    assert _rows(store, session_id) == before
+    view = s.prepare(edited)
+    assert view[position]["content"] == "a different text"
+    assert s.branch == 1 and store.branches(session_id)[1].fork_at == position
+    assert [m.message.content for m in store.load_messages(session_id, branch=0)][position] == BASE[position][
+        "content"]
+
+
+def test_in_place_edit_of_the_agents_own_list_is_seen(store, session_id):
+    """The agent keeps one list and redacts a message in it (same dict, new content): the default check sees it."""
+    s = MemorySession(store, session_id, policy=NoOpPolicy())
+    history = [dict(m) for m in BASE]
+    s.prepare(history)
+    history.append({"role": "user", "content": "card 4111-1111-1111-1111 is mine"})
+    s.prepare(history)
+    history[5]["content"] = "card [redacted] is mine"
+    history.append({"role": "assistant", "content": "noted"})
+    history.append({"role": "user", "content": "go on"})
+    view = s.prepare(history)
+    assert "4111" not in json.dumps(view) and view[5]["content"] == "card [redacted] is mine"
+    assert s.branch == 1
 
 
 BAD_TAILS = [
@@ -209,7 +233,7 @@ def test_resumed_session_rebuilds_the_identical_view(store, session_id, tmp_path
     assert any(isinstance(it, BlockItem) for it in s.view.items)
     assert any(isinstance(it, StubItem) for it in s.view.items)
     assert any(isinstance(it, RecalledItem) for it in s.view.items)
-    reopened_store = Store(tmp_path / "session.db")
+    reopened_store = Store(store.url)
     try:
         r = MemorySession(reopened_store, session_id, policy=NoOpPolicy())
         assert r.view.render() == s.view.render()

@@ -260,3 +260,37 @@ def test_longest_allowed_ids_fit_every_backend(any_store, session_id):
     m = parse_message({"id": "m" * 200, "role": "user", "content": "x"})
     _append(any_store, sid, [m])
     assert any_store.get_payload(sid, m.id) == m.canonical_json()
+
+
+def test_branches_fork_inherit_events_and_search_names_the_branch(any_store, session_id):
+    msgs = _msgs(["alpha one", "beta two", "gamma three"])
+    _append(any_store, session_id, msgs)
+    any_store.append_event(session_id, Event(seq=1, kind="unrecall", covers=("x",), after_message=2))
+    any_store.append_event(session_id, Event(seq=2, kind="unrecall", covers=("y",), after_message=3))
+    branch, fork = any_store.fork(session_id, 0, 2, meta={"reason": "test"})
+    assert (branch, fork.seq, fork.kind, fork.after_message) == (1, 2, "fork", 2)  # inherits event 1 only
+    assert [e.covers for e in any_store.load_events(session_id, branch=1)] == [("x",), ()]
+    other = _msgs(["delta branch word"])
+    _append(any_store, session_id, other, expected_count=2, branch=1)
+    with pytest.raises(ConcurrentWriteError):
+        _append(any_store, session_id, _msgs(["stale"]), expected_count=2, branch=1)
+    state = any_store.load_branch(session_id, 1)
+    assert [s.message.content for s in state.messages] == ["alpha one", "beta two", "delta branch word"]
+    assert [s.pos for s in state.messages] == [1, 2, 3] and state.length == 3
+    assert state.messages[1].chain == any_store.load_branch(session_id, 0).messages[1].chain  # shared prefix
+    assert any_store.find_paths(session_id, [state.messages[2].chain]) == {state.messages[2].chain: (1, 3)}
+    assert [h.branch for h in any_store.search(session_id, "delta")] == [1]
+    assert [h.branch for h in any_store.search(session_id, "gamma")] == [0]
+    assert any_store.head_branch(session_id) == 1
+    assert [(b.branch, b.parent, b.fork_at, b.length, b.events) for b in any_store.branches(session_id)] == [
+        (0, None, 0, 3, 2), (1, 0, 2, 3, 2)]
+    with pytest.raises(StoreError, match="no branch 9"):
+        any_store.load_branch(session_id, 9)
+    with pytest.raises(StoreError, match="cannot fork"):
+        any_store.fork(session_id, 0, 4)
+    # ids are unique per path, not per session: an edit may keep its id on another branch
+    _append(any_store, session_id, [parse_message({"id": msgs[2].id, "role": "user", "content": "edited"})],
+            expected_count=3, branch=1)
+    with pytest.raises(InvalidMessageError, match="already stored"):
+        _append(any_store, session_id, [parse_message({"id": msgs[0].id, "role": "user", "content": "x"})],
+                branch=1)

@@ -42,7 +42,7 @@ def test_counting_works_with_the_network_disabled_and_no_cache_dir():
 @pytest.mark.parametrize(("model", "encoding"), [
     ("gpt-4o", "o200k_base"), ("openai/gpt-4o-mini", "o200k_base"), ("gpt-4.1", "o200k_base"),
     ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"), ("gpt-4", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
-    ("anthropic/claude-3-opus", "cl100k_base"), ("deepseek-chat", "cl100k_base"), (None, "cl100k_base"),
+    ("anthropic/claude-3-opus", "cl100k_base"), ("deepseek-chat", "cl100k_base"), ("qwen2.5-coder", "cl100k_base"), (None, "cl100k_base"),
     ("", "cl100k_base"),
 ])
 def test_encoding_for_model(model, encoding):
@@ -92,3 +92,27 @@ def test_longer_text_never_counts_fewer_tokens():
     base = "lorem ipsum dolor "
     counts = [c.text(base * n) for n in range(0, 60, 5)]
     assert counts == sorted(counts) and counts[-1] > 50
+
+
+def test_tokenizer_per_model_is_litellms_bundled_one_or_a_named_fallback():
+    deepseek = TokenCounter("deepseek/deepseek-chat")
+    assert deepseek.tokenizer == "deepseek (litellm bundled)" and not deepseek.fallback
+    assert deepseek.text("hello world") != 0
+    assert TokenCounter("claude-sonnet-4-5").tokenizer == "anthropic (litellm bundled)"
+    llama = TokenCounter("llama-3-70b")  # litellm would download this one: counted with cl100k, and said so
+    assert llama.fallback and llama.tokenizer.startswith("cl100k_base (fallback") and "llama-3-70b" in llama.tokenizer
+    assert TokenCounter("gpt-4o").tokenizer == "o200k_base" and TokenCounter(None).tokenizer == "cl100k_base"
+    text = "Reconcile invoice inv_0042 — total $1,234.56 " * 20
+    for c in (deepseek, TokenCounter("gpt-4o")):
+        assert c.text(c.cut(text, 17)) <= 17 and c.cut(text, 10_000) == text
+
+
+def test_tool_schemas_and_images_count_as_the_provider_charges_them():
+    from agentmem.tokens import IMAGE_PART_TOKENS, TOOL_OVERHEAD
+
+    c = TokenCounter("gpt-4o")
+    schema = {"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}
+    assert c.tools([schema]) == c.text(json.dumps(schema, sort_keys=True)) + TOOL_OVERHEAD and c.tools(None) == 0
+    huge = parse_message({"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 1_000_000}}]})
+    assert c.message(huge) == MESSAGE_OVERHEAD + IMAGE_PART_TOKENS  # not 1 MB of base64 text

@@ -9,6 +9,7 @@ from agentmem.view import (
     BLOCK_HEADER,
     BlockItem,
     Event,
+    framed,
     EventError,
     MessageItem,
     RecalledItem,
@@ -93,7 +94,7 @@ def test_fold_event_replaces_whole_units_with_a_block(view, msgs):
     assert new.keys() == [msgs[0].id, msgs[1].id, "blk-1", msgs[6].id]
     blk = new.get("blk-1")
     assert isinstance(blk, BlockItem) and blk.covers == tuple(m.id for m in msgs[2:6]) and blk.kind == "fold"
-    assert blk.render() == {"role": "user", "content": ev.text}
+    assert blk.render() == {"role": "user", "content": framed(ev.text)}  # memory content is quoted as data
     assert new.tokens == COUNTER.messages(new.render()) and new.next_seq == 2
     new.validate(allow_open_tail=False)
     # folding a block again (with neighbours) flattens the covered ids
@@ -172,7 +173,7 @@ def test_recall_and_unrecall_events(view, msgs):
     new = apply_event(view, _ev(view, "recall", [msgs[3].id], text="[agentmem: recalled]\nr1"), COUNTER)
     rec = new.items[-1]
     assert isinstance(rec, RecalledItem) and rec.key == "rec-1" and rec.sources == (msgs[3].id,)
-    assert rec.message_ids == () and rec.render() == {"role": "user", "content": "[agentmem: recalled]\nr1"}
+    assert rec.message_ids == () and rec.render() == {"role": "user", "content": framed("[agentmem: recalled]\nr1")}
     new.validate(allow_open_tail=False)
     back = apply_event(new, _ev(new, "unrecall", ["rec-1"]), COUNTER)
     assert back.render() == view.render() and back.tokens == view.tokens

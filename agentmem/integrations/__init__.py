@@ -1,6 +1,6 @@
-"""Framework surfaces (LangGraph). Imported lazily: each needs its optional extra."""
+"""Framework surfaces (LangChain create_agent middleware, LangGraph hook). Imported lazily: each needs its extra."""
 
-__all__ = ["MemoryHook"]
+__all__ = ["AgentMemoryMiddleware", "MemoryHook"]
 
 
 def __getattr__(name: str):
@@ -8,4 +8,8 @@ def __getattr__(name: str):
         from agentmem.integrations.langgraph import MemoryHook
 
         return MemoryHook
+    if name == "AgentMemoryMiddleware":
+        from agentmem.integrations.langchain import AgentMemoryMiddleware
+
+        return AgentMemoryMiddleware
     raise AttributeError(name)
