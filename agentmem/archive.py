@@ -94,7 +94,7 @@ def _call_match(q: ArchiveQuery, names: set[str], args: dict[str, str]) -> int |
     wanted = [n.lower() for n in q.call_names]
     if not any(n in names or n.split(".")[-1] in names for n in wanted):
         return None
-    text = " " + " ".join(q.words).lower() + " "
+    text = " " + _norm(q.query) + " "  # words only: "text Happy birthday, Wanda!" matches its argument
     unnamed = 0
     for key, value in args.items():
         if key in names or key in ("app", "api", "access_token", "password"):
@@ -103,10 +103,16 @@ def _call_match(q: ArchiveQuery, names: set[str], args: dict[str, str]) -> int |
         if at < 0:
             unnamed += 1
             continue
-        given = text[at + len(key) + 2:]
-        if not (given.startswith(value + " ") or given.startswith(value.replace(" ", " ") + " ")):
+        given, value = text[at + len(key) + 2:], _norm(value) + " "
+        rest = given[len(value):].split()
+        # the value must be the whole of what follows the key: up to the next argument name or the end
+        if not given.startswith(value) or (rest and rest[0] not in args and rest[0] not in names):
             return None
     return unnamed
+
+
+def _norm(s: str) -> str:
+    return " ".join(re.findall(r"\w+", s.lower()))
 
 
 def _exact_hits(store: Store, session_id: str, q: ArchiveQuery) -> tuple[list[SearchHit], list[SearchHit]]:

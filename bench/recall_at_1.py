@@ -61,6 +61,13 @@ def lookups(messages: list[dict], rng: random.Random, per_task: int) -> list[dic
             for p in _PHRASE_WORDS.findall(m["content"]):
                 if len(p) >= 18:
                     phrases.append({"kind": "phrase", "query": f'"{p}"', "text": p})
+    # the same call made on two apps (a login with the same user name): a careful agent names the app too
+    apps: dict[str, set[str]] = {}
+    for c in calls:
+        apps.setdefault(c["query"], set()).add(c["app"])
+    for c in calls:
+        if len(apps[c["query"]]) > 1:
+            c["query"] = f"{c['app']} {c['query']}"
     out = []
     for group in (calls, values, phrases):
         rng.shuffle(group)
