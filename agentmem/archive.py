@@ -184,11 +184,9 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     exact_msgs = rounds_of(store, session_id, calls, limit=len(calls)) if calls else []
     notes = [h for h in texts if h.role == "assistant"]
     if notes:  # the agent's own notes; not its recall calls, whose queries repeat the phrase
-        exact_msgs += [_note_only(s.message, [*q.phrases, *q.values])
-                       for s in store.get_messages(session_id, [h.message_id for h in notes])
-                       if not (s.message.tool_calls and all(tc.name == RECALL_TOOL_NAME for tc in s.message.tool_calls))
-                       and isinstance(s.message.content, str) and any(p.lower() in s.message.content.lower()
-                                                                      for p in [*q.phrases, *q.values])]
+        needles = [n.lower() for n in [*q.phrases, *q.values]]
+        exact_msgs += [_note_only(s.message, needles) for s in store.get_messages(session_id, [h.message_id for h in notes])
+                       if any(n in _own_words(s.message) for n in needles)]
     others = [h for h in texts if h.role != "assistant"]
     if others:
         exact_msgs += rounds_of(store, session_id, others, limit=len(others))
@@ -197,6 +195,20 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     have = {m.id for m in found}
     found.extend(m for m in rounds_of(store, session_id, fts, limit=limit) if m.id not in have and m.id not in visible)
     return found
+
+
+def _own_words(m: Message) -> str:
+    """A message's text without what it quotes from its own recall calls (a note, not a question about one)."""
+    text = (m.content if isinstance(m.content, str) else "").lower()
+    for tc in m.tool_calls:
+        if tc.name == RECALL_TOOL_NAME:
+            try:
+                asked = json.loads(tc.arguments or "{}").get("query")
+            except (json.JSONDecodeError, AttributeError):
+                asked = None
+            if isinstance(asked, str) and asked:
+                text = text.replace(asked.lower(), " ")
+    return text
 
 
 def _note_only(m: Message, needles: Sequence[str]) -> Message:

@@ -791,7 +791,6 @@ class PhoneTextsSummaryNote(TaskTemplate):
         texts = Pages("phone", "show_text_messages", until=older, keep=count, init={})
 
         def note(kb: KB) -> Any:
-            kb.take(contacts)
             return C("notes", "create_note", title=f"Texts since {p['since']}",
                      content=PhoneTextsSummaryNote.content(kb.acc(texts)))
 
