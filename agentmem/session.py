@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem import archive
 from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
 from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
@@ -58,7 +59,7 @@ __all__ = ["MemorySession", "RoundStats", "BranchPoint", "SessionBusyError"]
 
 _log = logging.getLogger(__name__)
 
-RECALL_TOOL_NAME = "recall_memory"  # the tool AgentMemory offers (agentmem.memory re-exports it)
+RECALL_TOOL_NAME = archive.RECALL_TOOL_NAME  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
 _Plan = Generator[ThinkRequest, "ThinkResult | BaseException", None]
 
@@ -807,73 +808,17 @@ class MemorySession:
             stats.budget = check_budget(self.view, self.budget_guard, outside_tokens=outside_tokens)
         return rendered
 
-    # --- archive access ----------------------------------------------------------------------------------------
+    # --- archive access (agentmem.archive) ------------------------------------------------------------------
     def find_archived(self, *, ids: Sequence[str] = (), query: str | None = None, limit: int = 6) -> list[Message]:
-        """Archived messages by id (block keys expand to what they cover) or by full-text query.
-
-        A query skips messages the view already shows in full, so recall brings back what was actually lost.
-        """
-        wanted: list[str] = []
-        blocks = {it.key: it for it in self.view.items if isinstance(it, BlockItem)}
-        for i in ids:
-            if i in blocks:
-                wanted.extend(blocks[i].covers)
-            else:
-                wanted.append(i)
-        found = [s.message for s in self.store.get_messages(self.session_id, wanted)] if wanted else []
-        if query:
-            visible = {it.key for it in self.view.items if isinstance(it, MessageItem)}
-            visible |= {src for it in self.view.items if isinstance(it, RecalledItem) for src in it.sources}
-            hits = self.store.search(self.session_id, query, limit=limit * 4, exclude=visible)
-            have = {m.id for m in found}
-            found.extend(m for m in self._rounds_of(hits, limit=limit) if m.id not in have and m.id not in visible)
-        return found
-
-    def _rounds_of(self, hits: Sequence[Any], *, limit: int, reach: int = 16) -> list[Message]:
-        """Each hit with the rest of its round (a call with its results, a result with its call), best hit first.
-
-        A tool result alone lacks what was asked, and a call alone lacks the answer; short call messages also
-        outrank long results in bm25, so returning whole rounds is what makes a query find the data.
-        """
-        if not hits:
-            return []
-        window = {q for h in hits for q in range(max(1, h.seq - reach), h.seq + reach + 1)}
-        near = [s.message for s in self.store.get_by_seqs(self.session_id, window)]
-        round_of: dict[str, tuple[str, ...]] = {}
-        for rnd in group_rounds(near):
-            for mid in rnd.ids:
-                round_of[mid] = rnd.ids
-        by_id = {m.id: m for m in near}
-        # rounds of the recall tool itself hold copies of the archive: returning them would nest recalls
-        recall_rounds = {mid for m in near if m.role == "assistant" and m.tool_calls
-                         and all(tc.name == RECALL_TOOL_NAME for tc in m.tool_calls) for mid in round_of[m.id]}
-        out: list[Message] = []
-        seen: set[str] = set()
-        rounds_taken = 0
-        for h in hits:
-            if h.message_id in recall_rounds or h.message_id in seen:
-                continue
-            if rounds_taken == limit:
-                break
-            rounds_taken += 1
-            for mid in round_of.get(h.message_id, (h.message_id,)):
-                if mid in by_id and mid not in seen:
-                    seen.add(mid)
-                    out.append(by_id[mid])
-        return out
+        """Archived messages by id or query, exact matches first (see agentmem.archive.find_archived)."""
+        return archive.find_archived(self.store, self.session_id, self.view, ids=ids, query=query, limit=limit)
 
     def recall_text(self, *, ids: Sequence[str] = (), query: str | None = None,
-                    budget_tokens: int | None = None) -> str:
-        """Archived content as text for the agent's own recall tool call (bounded by the recall budget)."""
-        found = self.find_archived(ids=ids, query=query, limit=self.recall_config.max_messages)
-        if not found:
-            what = f"query {query!r}" if query else f"ids {list(ids)}"
-            return f"[agentmem: nothing in the archive matches {what}]"
-        text, _ = format_archive(found, counter=self.counter,
-                                 budget_tokens=budget_tokens or self.recall_config.budget_tokens,
-                                 per_message_tokens=self.recall_config.per_message_tokens,
-                                 heading="[agentmem: recalled archived messages, best match first]")
-        return text
+                    budget_tokens: int | None = None, page: int = 1) -> str:
+        """One page of archived content for the agent's own recall tool call (see agentmem.archive.recall_text)."""
+        return archive.recall_text(self.store, self.session_id, self.view, counter=self.counter, ids=ids,
+                                   query=query, page=page, page_tokens=budget_tokens or self.recall_config.budget_tokens,
+                                   limit=self.recall_config.max_messages)
 
 
 def _contents(messages: Sequence[Any]) -> list[Any]:
