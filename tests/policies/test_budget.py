@@ -118,7 +118,7 @@ def test_blocks_stay_in_place_until_the_allotment_is_full_then_merge():
         assert view.tokens <= 5000
     assert len(folds) >= 4 and any(f[0] for f in folds) and any(not f[0] for f in folds)
     for merged, _leading, room in folds:
-        assert merged == (room < 0.25 * (room + _leading)), folds  # merge only when the allotment is full
+        assert merged == (room < cfg.min_new_block_ratio * (room + _leading)), folds  # merge only when full
     assert view.keys()[:2] == [msgs[0].id, msgs[1].id]
 
 
