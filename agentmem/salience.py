@@ -168,7 +168,7 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
         if gain < MIN_GAIN:  # a line that adds nothing new (an import, a lone word) is not worth its tokens
             return 0.0, c.tokens
         cost = c.tokens + extra_cost(c.group, opened)
-        return gain * (0.4 + 1.2 * c.order) / max(4, cost), cost
+        return gain * (0.6 + 0.8 * c.order) / max(4, cost), cost
 
     heap = [(-value(i)[0], i) for i in range(len(pool))]
     heapq.heapify(heap)
