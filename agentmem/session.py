@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import operator
 import threading
 import time
@@ -52,6 +53,8 @@ from agentmem.view import (
 )
 
 __all__ = ["MemorySession", "RoundStats", "BranchPoint", "SessionBusyError"]
+
+_log = logging.getLogger(__name__)
 
 RECALL_TOOL_NAME = archive.RECALL_TOOL_NAME  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
@@ -140,9 +143,9 @@ _WRITE_RETRIES = 8  # refreshes after another writer moved the branch on, before
 
 @dataclass
 class _BackgroundFold:
-    """A thinking fold planned at the soft watermark and running in a worker thread."""
+    """A thinking fold (or, with action None, a policy decision) planned at the soft watermark, in a worker."""
 
-    action: FoldAction
+    action: FoldAction | None
     future: concurrent.futures.Future
     planned_round: int
     started: float
@@ -425,7 +428,8 @@ class MemorySession:
                     pending = set(m.tool_call_ids)
         if pending and not allow_open_tail:
             raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result at the end of the history: "
-                               "a model cannot be called on it", index=first_index + len(new) - 1, message_id=new[-1].id)
+                               "a model cannot be called on it", index=first_index + len(new) - 1,
+                               message_id=new[-1].id)
 
     def _pending_at(self, at: int) -> set[str]:
         """Tool calls of the path's first `at` messages that have no result among them."""
@@ -493,7 +497,14 @@ class MemorySession:
     def _plan(self, stats: RoundStats) -> _Plan:
         ctx = self._context()
         thinking: str | None = None
-        request = self.policy.thinking_request(self.view, ctx)
+        judge = getattr(self.policy, "judge", None)  # a policy the model drives (ThinkerPolicy)
+        if judge is None:
+            request = self.policy.thinking_request(self.view, ctx)
+        elif self.background and not self._over_budget():
+            request = None  # asked off the critical path, from _start_background
+        else:
+            request = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
+        result: ThinkResult | BaseException | None = None
         if request is not None:
             if self.thinker is None:
                 stats.rejected.append("policy asked for a thinker but none is configured")
@@ -503,8 +514,46 @@ class MemorySession:
                     stats.rejected.append(f"policy thinker failed: {result}")
                 else:  # a decision is the visible answer; a non-thinking model has only text
                     thinking = result.answer or result.text
-        for action in self.policy.decide(self.view, ctx, thinking):
+        if judge is None:
+            actions = self.policy.decide(self.view, ctx, thinking)
+        else:
+            actions, record = judge(self.view, ctx, thinking)
+            if result is not None:
+                self._log_decision(stats, record, result, background=False)
+        for action in actions:
             yield from self._apply(action, stats)
+        if result is not None:
+            self._decided_at = self.view.tokens
+
+    def _log_decision(self, stats: RoundStats, record: Any, result: ThinkResult | BaseException,
+                      *, background: bool) -> None:
+        """Every model decision goes into the round's actions (and the log) with its validation result."""
+        if isinstance(result, BaseException):
+            entry: dict[str, Any] = {"kind": "decision", "valid": False, "applied": 0, "fallback": True,
+                                     "errors": [f"thinker failed: {type(result).__name__}: {result}"[:300]]}
+        else:
+            entry = {"kind": "decision", **record.model_dump(), "thinker_s": round(result.seconds, 3)}
+            entry["errors"], entry["ops"] = list(record.errors), list(record.ops)
+        entry["background"] = background
+        stats.actions.append(entry)
+        _log.info("agentmem %s: model decision %s", self.session_id, entry)
+
+    def _decide_off_path(self, view: View, ctx: Any, request: ThinkRequest) -> tuple[Any, ...]:
+        """Worker thread: the model's decision over a snapshot of the view, then the thinking folds it asks for."""
+        try:
+            result: ThinkResult | BaseException = self.thinker.think(request)  # type: ignore[union-attr]
+        except Exception as exc:  # becomes a logged fallback at collection
+            return exc, [], None, {}
+        actions, record = self.policy.judge(view, ctx, result.answer or result.text)
+        folds: dict[tuple[str, ...], ThinkResult | BaseException] = {}
+        for action in actions:
+            if isinstance(action, FoldAction) and action.mode == "think":
+                fold_request = thinking_request(view, span=action.span, task=self.task, counter=self.counter,
+                                                config=self.summarize_config)
+                if self.thinker_timeout_s:
+                    fold_request = fold_request.model_copy(update={"timeout_s": self.thinker_timeout_s})
+                folds[action.span] = self._call_thinker_sync(fold_request)
+        return result, actions, record, folds
 
     def _apply(self, action: Action, stats: RoundStats) -> _Plan:
         policy_name = getattr(self.policy, "name", type(self.policy).__name__)
@@ -524,7 +573,7 @@ class MemorySession:
                     if action.mode == "think":
                         meta["fallback"] = "no thinker configured"
                     new, ev = fold(self.view, span=action.span, counter=self.counter, config=self.fold_config,
-                                   meta=meta)
+                                   meta=meta, block_tokens=action.block_tokens)
             elif isinstance(action, EvictAction):
                 new, ev = evict(self.view, ids=action.ids, counter=self.counter, config=self.evict_config, meta=meta)
             elif isinstance(action, RecallAction):
@@ -671,6 +720,20 @@ class MemorySession:
         plan_ahead = getattr(self.policy, "plan_ahead", None)
         if not self.background or self._job is not None or plan_ahead is None:
             return
+        if getattr(self.policy, "judge", None) is not None:  # the model decides, off the critical path
+            ctx = self._context()
+            decision = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
+            if decision is None:
+                return
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                       thread_name_prefix="agentmem-fold")
+            future = self._executor.submit(self._decide_off_path, self.view.copy(), ctx, decision)
+            self._job = _BackgroundFold(action=None, future=future, planned_round=self.rounds,
+                                        started=time.perf_counter(), branch=self.branch)
+            self._decided_at = self.view.tokens
+            stats.actions.append({"kind": "planned", "decision": True, "background": True})
+            return
         action = plan_ahead(self.view, self._context())
         if action is None:
             return
@@ -692,7 +755,21 @@ class MemorySession:
             return
         self._job = None
         if job.branch != self.branch:  # planned on another branch: its span may hold other content here
-            stats.rejected.append(f"background fold dropped: planned on branch {job.branch}")
+            stats.rejected.append(f"background {'decision' if job.action is None else 'fold'} dropped: planned on "
+                                  f"branch {job.branch}")
+            return
+        if job.action is None:  # a model decision and the thinking folds it asked for
+            result, actions, record, folds = job.future.result()
+            self._log_decision(stats, record, result, background=True)
+            for action in actions:
+                plan = self._apply(action, stats)
+                try:
+                    next(plan)
+                    while True:
+                        plan.send(folds.get(action.span) or EventError("no background thinker result"))
+                except StopIteration:
+                    pass
+            self._decided_at = self.view.tokens
             return
         meta: dict[str, Any] = {"policy": getattr(self.policy, "name", "?"), "reason": job.action.reason,
                                 "background": True, "planned_round": job.planned_round,
@@ -745,11 +822,16 @@ def _contents(messages: Sequence[Any]) -> list[Any]:
     """The content object of each message (dicts at C speed); an in-place edit replaces it."""
     try:
         return list(map(_CONTENT, messages))
-    except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+    except (KeyError, TypeError):  # not all dicts with a "content" key
+        pass
+    try:
+        return list(map(_CONTENT_ATTR, messages))  # LangChain / litellm / Message objects
+    except AttributeError:
         return [_content_of(m) for m in messages]
 
 
 _CONTENT = operator.itemgetter("content")  # the C-speed path for dict messages
+_CONTENT_ATTR = operator.attrgetter("content")  # and for message objects
 
 
 def _content_of(message: Any) -> Any:
@@ -759,19 +841,22 @@ def _content_of(message: Any) -> Any:
 def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any]) -> int:
     """How many leading messages equal those passed last time, with equal content objects.
 
-    Two C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
+    C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
     speed too): this is what keeps the per-round check flat at 10,000 rounds. The content pass catches an edit
     made in place (same dict, new content), which the first comparison cannot see."""
     n = min(len(messages), len(sent))
     head = list(messages[:n])
-    if head == (sent if len(sent) == n else sent[:n]):
-        try:
-            now = list(map(_CONTENT, head))
-        except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
-            now = [_content_of(m) for m in head]
-        if now == (contents if len(contents) == n else contents[:n]):
-            return n
-    for i in range(n):
-        if head[i] != sent[i] or _content_of(head[i]) != contents[i]:
-            return i
-    return n  # pragma: no cover - the comparisons above said otherwise
+    same = _first_difference(head, sent)
+    return _first_difference(_contents(head[:same]), contents)
+
+
+def _first_difference(a: list[Any], b: list[Any], step: int = 512) -> int:
+    """Index of the first position where a and b differ (or the shorter length): C-speed slice comparisons,
+    then one short scan."""
+    n = min(len(a), len(b))
+    if (a if len(a) == n else a[:n]) == (b if len(b) == n else b[:n]):
+        return n
+    i = 0
+    while i < n and a[i:i + step] == b[i:i + step]:
+        i += step
+    return next((j for j in range(i, min(i + step, n)) if a[j] != b[j]), min(i + step, n))
