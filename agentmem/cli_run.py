@@ -85,8 +85,22 @@ def run_command(
     finally:
         if thinker_obj is not None and hasattr(thinker_obj, "close"):
             thinker_obj.close()
+    _add_thinker_summary(out, summary, thinker_obj)
     agg = summary["aggregate"]
     typer.echo(f"{agg['n_tasks']} task(s): TGC {agg['tgc']:.1f}%  SGC {agg['sgc']:.1f}%  rounds mean "
                f"{agg.get('rounds_mean', 0)}  peak view {agg.get('peak_view_tokens', 0)} tok  "
                f"(raw {agg.get('peak_raw_tokens', 0)})  recalls {agg.get('recalls', 0)}  folds {agg.get('folds', 0)}")
     typer.echo(f"wrote {out / 'rounds.jsonl'}, {out / 'summary.json'}, {out / 'tokens.png'}")
+
+
+def _add_thinker_summary(out: Path, summary: dict, thinker_obj: object) -> None:
+    """summary.json gets the "thinker" object (speed from the thinker, decisions from the round records)."""
+    import json
+
+    from agentmem.thinkers.summary import thinker_summary
+
+    rounds_path = out / "rounds.jsonl"
+    rounds = [json.loads(line) for line in rounds_path.read_text().splitlines() if line.strip()] if (
+        rounds_path.is_file()) else []
+    summary["thinker"] = thinker_summary(thinker_obj, rounds)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -389,6 +389,7 @@ def run_replay(
     """
     from agentmem.memory import resolve_thinker
     from agentmem.store import Store
+    from agentmem.thinkers.summary import thinker_summary
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -427,7 +428,7 @@ def run_replay(
         "policy": policy,
         "budget_tokens": budget_tokens,
         "policy_config": dict(policy_config or {}),
-        "thinker": getattr(think, "name", None) if think is not None else "extractive",
+        "thinker": thinker_summary(think, rounds),  # None without a model (extractive folds)
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "seconds": round(time.perf_counter() - t_start, 2),

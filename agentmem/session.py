@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import logging
 import operator
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem import archive
 from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
 from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
@@ -55,7 +57,9 @@ from agentmem.view import (
 
 __all__ = ["MemorySession", "RoundStats", "BranchPoint", "SessionBusyError"]
 
-RECALL_TOOL_NAME = "recall_memory"  # the tool AgentMemory offers (agentmem.memory re-exports it)
+_log = logging.getLogger(__name__)
+
+RECALL_TOOL_NAME = archive.RECALL_TOOL_NAME  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
 _Plan = Generator[ThinkRequest, "ThinkResult | BaseException", None]
 
@@ -142,9 +146,9 @@ _WRITE_RETRIES = 8  # refreshes after another writer moved the branch on, before
 
 @dataclass
 class _BackgroundFold:
-    """A thinking fold planned at the soft watermark and running in a worker thread."""
+    """A thinking fold (or, with action None, a policy decision) planned at the soft watermark, in a worker."""
 
-    action: FoldAction
+    action: FoldAction | None
     future: concurrent.futures.Future
     planned_round: int
     started: float
@@ -496,7 +500,14 @@ class MemorySession:
     def _plan(self, stats: RoundStats) -> _Plan:
         ctx = self._context()
         thinking: str | None = None
-        request = self.policy.thinking_request(self.view, ctx)
+        judge = getattr(self.policy, "judge", None)  # a policy the model drives (ThinkerPolicy)
+        if judge is None:
+            request = self.policy.thinking_request(self.view, ctx)
+        elif self.background and not self._over_budget():
+            request = None  # asked off the critical path, from _start_background
+        else:
+            request = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
+        result: ThinkResult | BaseException | None = None
         if request is not None:
             if self.thinker is None:
                 stats.rejected.append("policy asked for a thinker but none is configured")
@@ -506,8 +517,46 @@ class MemorySession:
                     stats.rejected.append(f"policy thinker failed: {result}")
                 else:  # a decision is the visible answer; a non-thinking model has only text
                     thinking = result.answer or result.text
-        for action in self.policy.decide(self.view, ctx, thinking):
+        if judge is None:
+            actions = self.policy.decide(self.view, ctx, thinking)
+        else:
+            actions, record = judge(self.view, ctx, thinking)
+            if result is not None:
+                self._log_decision(stats, record, result, background=False)
+        for action in actions:
             yield from self._apply(action, stats)
+        if result is not None:
+            self._decided_at = self.view.tokens
+
+    def _log_decision(self, stats: RoundStats, record: Any, result: ThinkResult | BaseException,
+                      *, background: bool) -> None:
+        """Every model decision goes into the round's actions (and the log) with its validation result."""
+        if isinstance(result, BaseException):
+            entry: dict[str, Any] = {"kind": "decision", "valid": False, "applied": 0, "fallback": True,
+                                     "errors": [f"thinker failed: {type(result).__name__}: {result}"[:300]]}
+        else:
+            entry = {"kind": "decision", **record.model_dump(), "thinker_s": round(result.seconds, 3)}
+            entry["errors"], entry["ops"] = list(record.errors), list(record.ops)
+        entry["background"] = background
+        stats.actions.append(entry)
+        _log.info("agentmem %s: model decision %s", self.session_id, entry)
+
+    def _decide_off_path(self, view: View, ctx: Any, request: ThinkRequest) -> tuple[Any, ...]:
+        """Worker thread: the model's decision over a snapshot of the view, then the thinking folds it asks for."""
+        try:
+            result: ThinkResult | BaseException = self.thinker.think(request)  # type: ignore[union-attr]
+        except Exception as exc:  # becomes a logged fallback at collection
+            return exc, [], None, {}
+        actions, record = self.policy.judge(view, ctx, result.answer or result.text)
+        folds: dict[tuple[str, ...], ThinkResult | BaseException] = {}
+        for action in actions:
+            if isinstance(action, FoldAction) and action.mode == "think":
+                fold_request = thinking_request(view, span=action.span, task=self.task, counter=self.counter,
+                                                config=self.summarize_config)
+                if self.thinker_timeout_s:
+                    fold_request = fold_request.model_copy(update={"timeout_s": self.thinker_timeout_s})
+                folds[action.span] = self._call_thinker_sync(fold_request)
+        return result, actions, record, folds
 
     def _apply(self, action: Action, stats: RoundStats) -> _Plan:
         policy_name = getattr(self.policy, "name", type(self.policy).__name__)
@@ -527,7 +576,7 @@ class MemorySession:
                     if action.mode == "think":
                         meta["fallback"] = "no thinker configured"
                     new, ev = fold(self.view, span=action.span, counter=self.counter, config=self.fold_config,
-                                   meta=meta)
+                                   meta=meta, block_tokens=action.block_tokens)
             elif isinstance(action, EvictAction):
                 new, ev = evict(self.view, ids=action.ids, counter=self.counter, config=self.evict_config, meta=meta)
             elif isinstance(action, RecallAction):
@@ -674,6 +723,20 @@ class MemorySession:
         plan_ahead = getattr(self.policy, "plan_ahead", None)
         if not self.background or self._job is not None or plan_ahead is None:
             return
+        if getattr(self.policy, "judge", None) is not None:  # the model decides, off the critical path
+            ctx = self._context()
+            decision = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
+            if decision is None:
+                return
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                       thread_name_prefix="agentmem-fold")
+            future = self._executor.submit(self._decide_off_path, self.view.copy(), ctx, decision)
+            self._job = _BackgroundFold(action=None, future=future, planned_round=self.rounds,
+                                        started=time.perf_counter(), branch=self.branch)
+            self._decided_at = self.view.tokens
+            stats.actions.append({"kind": "planned", "decision": True, "background": True})
+            return
         action = plan_ahead(self.view, self._context())
         if action is None:
             return
@@ -695,7 +758,21 @@ class MemorySession:
             return
         self._job = None
         if job.branch != self.branch:  # planned on another branch: its span may hold other content here
-            stats.rejected.append(f"background fold dropped: planned on branch {job.branch}")
+            stats.rejected.append(f"background {'decision' if job.action is None else 'fold'} dropped: planned on "
+                                  f"branch {job.branch}")
+            return
+        if job.action is None:  # a model decision and the thinking folds it asked for
+            result, actions, record, folds = job.future.result()
+            self._log_decision(stats, record, result, background=True)
+            for action in actions:
+                plan = self._apply(action, stats)
+                try:
+                    next(plan)
+                    while True:
+                        plan.send(folds.get(action.span) or EventError("no background thinker result"))
+                except StopIteration:
+                    pass
+            self._decided_at = self.view.tokens
             return
         meta: dict[str, Any] = {"policy": getattr(self.policy, "name", "?"), "reason": job.action.reason,
                                 "background": True, "planned_round": job.planned_round,
@@ -731,73 +808,17 @@ class MemorySession:
             stats.budget = check_budget(self.view, self.budget_guard, outside_tokens=outside_tokens)
         return rendered
 
-    # --- archive access ----------------------------------------------------------------------------------------
+    # --- archive access (agentmem.archive) ------------------------------------------------------------------
     def find_archived(self, *, ids: Sequence[str] = (), query: str | None = None, limit: int = 6) -> list[Message]:
-        """Archived messages by id (block keys expand to what they cover) or by full-text query.
-
-        A query skips messages the view already shows in full, so recall brings back what was actually lost.
-        """
-        wanted: list[str] = []
-        blocks = {it.key: it for it in self.view.items if isinstance(it, BlockItem)}
-        for i in ids:
-            if i in blocks:
-                wanted.extend(blocks[i].covers)
-            else:
-                wanted.append(i)
-        found = [s.message for s in self.store.get_messages(self.session_id, wanted)] if wanted else []
-        if query:
-            visible = {it.key for it in self.view.items if isinstance(it, MessageItem)}
-            visible |= {src for it in self.view.items if isinstance(it, RecalledItem) for src in it.sources}
-            hits = self.store.search(self.session_id, query, limit=limit * 4, exclude=visible)
-            have = {m.id for m in found}
-            found.extend(m for m in self._rounds_of(hits, limit=limit) if m.id not in have and m.id not in visible)
-        return found
-
-    def _rounds_of(self, hits: Sequence[Any], *, limit: int, reach: int = 16) -> list[Message]:
-        """Each hit with the rest of its round (a call with its results, a result with its call), best hit first.
-
-        A tool result alone lacks what was asked, and a call alone lacks the answer; short call messages also
-        outrank long results in bm25, so returning whole rounds is what makes a query find the data.
-        """
-        if not hits:
-            return []
-        window = {q for h in hits for q in range(max(1, h.seq - reach), h.seq + reach + 1)}
-        near = [s.message for s in self.store.get_by_seqs(self.session_id, window)]
-        round_of: dict[str, tuple[str, ...]] = {}
-        for rnd in group_rounds(near):
-            for mid in rnd.ids:
-                round_of[mid] = rnd.ids
-        by_id = {m.id: m for m in near}
-        # rounds of the recall tool itself hold copies of the archive: returning them would nest recalls
-        recall_rounds = {mid for m in near if m.role == "assistant" and m.tool_calls
-                         and all(tc.name == RECALL_TOOL_NAME for tc in m.tool_calls) for mid in round_of[m.id]}
-        out: list[Message] = []
-        seen: set[str] = set()
-        rounds_taken = 0
-        for h in hits:
-            if h.message_id in recall_rounds or h.message_id in seen:
-                continue
-            if rounds_taken == limit:
-                break
-            rounds_taken += 1
-            for mid in round_of.get(h.message_id, (h.message_id,)):
-                if mid in by_id and mid not in seen:
-                    seen.add(mid)
-                    out.append(by_id[mid])
-        return out
+        """Archived messages by id or query, exact matches first (see agentmem.archive.find_archived)."""
+        return archive.find_archived(self.store, self.session_id, self.view, ids=ids, query=query, limit=limit)
 
     def recall_text(self, *, ids: Sequence[str] = (), query: str | None = None,
-                    budget_tokens: int | None = None) -> str:
-        """Archived content as text for the agent's own recall tool call (bounded by the recall budget)."""
-        found = self.find_archived(ids=ids, query=query, limit=self.recall_config.max_messages)
-        if not found:
-            what = f"query {query!r}" if query else f"ids {list(ids)}"
-            return f"[agentmem: nothing in the archive matches {what}]"
-        text, _ = format_archive(found, counter=self.counter,
-                                 budget_tokens=budget_tokens or self.recall_config.budget_tokens,
-                                 per_message_tokens=self.recall_config.per_message_tokens,
-                                 heading="[agentmem: recalled archived messages, best match first]")
-        return text
+                    budget_tokens: int | None = None, page: int = 1) -> str:
+        """One page of archived content for the agent's own recall tool call (see agentmem.archive.recall_text)."""
+        return archive.recall_text(self.store, self.session_id, self.view, counter=self.counter, ids=ids,
+                                   query=query, page=page, page_tokens=budget_tokens or self.recall_config.budget_tokens,
+                                   limit=self.recall_config.max_messages)
 
 
 def _contents(messages: Sequence[Any]) -> list[Any]:

@@ -722,6 +722,28 @@ class Store:
         return [h for h in out if h.message_id not in excluded][:limit]
 
 
+    def find_text(self, session_id: str, needles: Sequence[str], *, limit: int = 400) -> list[SearchHit]:
+        """Messages whose text contains every needle (case-insensitive, exact substring), in session order.
+
+        The exact look-up beside `search`: ids, call names with their arguments and quoted phrases must be found
+        even where bm25 ranks a long message low or the tokenizer splits the value."""
+        needles = [n.lower() for n in needles if n]
+        if not needles:
+            return []
+        conds = []
+        for n in needles:
+            pat = "%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds.append(func.lower(messages_table.c.body).like(pat, escape="\\"))
+        q = (select(messages_table.c.id, messages_table.c.seq, messages_table.c.role, messages_table.c.body,
+                    messages_table.c.branch)
+             .where(messages_table.c.session_id == session_id, *conds)
+             .order_by(messages_table.c.seq).limit(limit))
+        with self._read() as conn:
+            rows = conn.execute(q).all()
+        return [SearchHit(message_id=m, seq=int(sq), role=r, score=1.0, body=b, branch=int(br))
+                for m, sq, r, b, br in rows]
+
+
 def _holds(nodes: Sequence[_Node], branch: int, pos: int) -> bool:
     """Whether the row (branch, pos) lies on the path made of these lineage pieces."""
     return any(n.branch == branch and (n.max_pos is None or pos <= n.max_pos) for n in nodes)

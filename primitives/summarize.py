@@ -3,13 +3,16 @@ thinking *is* the block ("Thinking as Compression"; LightThinker++'s explicit me
 
 Pure on both sides of the model call: `thinking_request` builds the prompt, the session calls the thinker at the
 edge, and `summarize_by_thinking` turns the text into a block — enforcing the token budget by counting, dropping
-lines whose identifiers do not occur in the span (faithfulness guard), and merging the extractive values the small
-model left out so they are kept anyway.
+unfaithful lines (the guard: every id, code, number and amount must be a whole token of the span — `mia_li_36` is
+not `mia_li_3668`, `34.5` is not `1234.56` —, status words must not contradict it, names and counts must occur in
+it), and merging the extractive values the small model left out so they are kept anyway.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,7 +26,7 @@ from ._common import fit_to_budget, item_text, span_items, tool_names, values_li
 from .fold import FoldConfig, fold
 
 __all__ = ["SummarizeConfig", "thinking_request", "summarize_by_thinking", "EmptyThinkingError", "guard_lines",
-           "SYSTEM_PROMPT"]
+           "guard_report", "line_problems", "SourceIndex", "SYSTEM_PROMPT"]
 
 
 class EmptyThinkingError(ValueError):
@@ -41,6 +44,8 @@ class SummarizeConfig(BaseModel):
     values_tokens: int = Field(default=120, ge=0, description="Budget for merged extractive values.")
     target_ratio: float = Field(default=4.0, ge=1.0, description="Ask for at most span tokens / this many tokens: "
                                 "decode time is what a CPU thinker spends, so small spans get short notes.")
+    max_new_tokens: int = Field(default=192, ge=16, description="Cap on the tokens the thinker generates (the "
+                                "block also carries merged values): ~10 s of decode on a 2-core CPU.")
 
 
 SYSTEM_PROMPT = (
@@ -73,22 +78,107 @@ def thinking_request(view: View, *, span: Sequence[str], task: str, counter: Tok
         lines.append(f"<{label}>\n{text}\n</{label}>")
     transcript = "\n".join(fit_to_budget(lines, config.max_source_tokens, counter))
     span_tokens = sum(it.tokens for it in items)
-    max_new = max(32, min(config.max_block_tokens, int(span_tokens / config.target_ratio)))
+    max_new = max(32, min(config.max_block_tokens, config.max_new_tokens, int(span_tokens / config.target_ratio)))
     user = (f"Task of the agent:\n{task.strip()[:1500]}\n\nTranscript span to compress:\n{transcript}\n\n"
             f"Write the notes now (at most {max_new} tokens).")
     return ThinkRequest(messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}],
                         max_new_tokens=max_new, purpose="summarize")
 
 
+# Status words in antonym groups: a note may say CONFIRMED only if the span does not say cancelled instead.
+_STATUS_GROUPS: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (frozenset({"confirmed", "confirm", "booked", "active", "reserved"}),
+     frozenset({"cancelled", "canceled", "cancel", "cancellation", "voided"})),
+    (frozenset({"passed", "passing", "passes", "succeeded", "success", "successful", "successfully", "resolved"}),
+     frozenset({"failed", "failing", "fails", "failure", "failures", "unresolved"})),
+    (frozenset({"paid", "approved", "accepted", "granted"}),
+     frozenset({"unpaid", "declined", "rejected", "refused", "denied", "refunded"})),
+    (frozenset({"valid", "available", "enabled"}), frozenset({"invalid", "expired", "unavailable", "disabled"})),
+)
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+# Capitalised words a note uses as labels, not as names of people, places or things
+_LABEL_WORDS = frozenset({
+    "task", "tasks", "status", "state", "next", "notes", "note", "summary", "decision", "decisions", "done", "todo",
+    "pending", "open", "user", "users", "agent", "tool", "tools", "result", "results", "step", "steps", "file",
+    "files", "test", "tests", "values", "value", "error", "errors", "failed", "fixed", "goal", "plan", "issue",
+    "issues", "output", "input", "key", "keys", "ids", "id", "the", "and", "for", "with", "from", "remaining",
+    "found", "known", "facts", "context", "memory", "question", "questions", "answer", "call", "calls", "api"})
+_WORD = re.compile(r"[A-Za-z]+")
+_NUMBER = re.compile(r"(?<![\w.])\$?-?\d[\d,]*(?:\.\d+)?(?![\w]|\.\d)")
+_COUNT = re.compile(r"(?i)(?<![\w.$])(\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+                    r"\s+(?:[a-z]+\s+)?[a-z]{3,}s\b")
+_TITLE = re.compile(r"(?<![\w'])[A-Z][a-z]{2,}\b")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|^[\s>*#\-+\d.)(]*)$")
+
+
+def _number_key(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.replace("$", "").replace(",", ""))
+    except InvalidOperation:
+        return None
+
+
+class SourceIndex:
+    """The span as the guard sees it: its whole tokens, its numbers (by value), its words (case-insensitive)."""
+
+    def __init__(self, source: str) -> None:
+        self.text = source
+        self.numbers = {k for m in _NUMBER.finditer(source) if (k := _number_key(m.group(0))) is not None}
+        self.words = {w.lower() for w in _WORD.findall(source)}
+
+    def has_token(self, value: str) -> bool:
+        """`value` occurs in the span as a whole token, not inside a longer id, code or number."""
+        if (num := _number_key(value)) is not None and re.fullmatch(r"\$?-?[\d,]+(?:\.\d+)?", value):
+            return num in self.numbers
+        pattern = r"(?<![\w])" + re.escape(value) + r"(?![\w]|[.-]\w)"
+        return re.search(pattern, self.text) is not None
+
+
+def line_problems(line: str, index: SourceIndex) -> list[str]:
+    """Why `line` is not faithful to the span: values that are not whole tokens of it, status words it contradicts,
+    names and counts it does not contain. Empty when the line is supported."""
+    problems = [f"value {v!r} not in the span" for v in identifier_like(extract_values(line))
+                if not index.has_token(v)]
+    words = {w.lower() for w in _WORD.findall(line)}
+    for group, opposite in _STATUS_GROUPS:
+        for said, other in ((group, opposite), (opposite, group)):
+            used = words & said
+            if used and not (index.words & said) and index.words & other:
+                problems.append(f"status {sorted(used)[0]!r} contradicts the span ({sorted(index.words & other)[0]!r})")
+    for m in _COUNT.finditer(line):
+        n = m.group(1).lower()
+        value = _NUMBER_WORDS.get(n, None) if not n.isdigit() else int(n)
+        if value is not None and Decimal(value) not in index.numbers and n not in index.words:
+            problems.append(f"count {m.group(0)!r} not in the span")
+    for m in _TITLE.finditer(line):
+        word = m.group(0).lower()
+        if word in index.words or word in _LABEL_WORDS or _SENTENCE_START.search(line[:m.start()]):
+            continue
+        problems.append(f"name {m.group(0)!r} not in the span")
+    return problems
+
+
 def guard_lines(text: str, source: str) -> tuple[list[str], list[str]]:
-    """Split lines into (kept, dropped): a line is dropped when it names an identifier absent from `source`."""
-    kept, dropped = [], []
+    """Split lines into (kept, dropped): a line is dropped when line_problems finds anything."""
+    kept, dropped, _ = guard_report(text, source)
+    return kept, dropped
+
+
+def guard_report(text: str, source: str) -> tuple[list[str], list[str], list[str]]:
+    """(kept lines, dropped lines, one problem per dropped line) of a thinker's text against its span."""
+    index = SourceIndex(source)
+    kept, dropped, why = [], [], []
     for line in text.splitlines():
         if not line.strip():
             continue
-        invented = [v for v in identifier_like(extract_values(line)) if v not in source]
-        (dropped if invented else kept).append(line)
-    return kept, dropped
+        problems = line_problems(line, index)
+        if problems:
+            dropped.append(line)
+            why.append(problems[0])
+        else:
+            kept.append(line)
+    return kept, dropped, why
 
 
 def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, counter: TokenCounter,
@@ -99,10 +189,11 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
     source = "\n".join(item_text(it) for it in items)
     if not thinking or not thinking.strip():
         raise EmptyThinkingError("the thinker returned empty text")
+    why: list[str] = []
     if config.guard == "off":
         kept, dropped = [ln for ln in thinking.splitlines() if ln.strip()], []
     else:
-        kept, dropped = guard_lines(thinking, source)
+        kept, dropped, why = guard_report(thinking, source)
         if config.guard == "flag":
             kept = kept + [f"(unverified) {ln}" for ln in dropped]
     if not kept:
@@ -118,4 +209,6 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
     text = "\n".join(body + merged)
     fold_config = FoldConfig(max_block_tokens=config.max_block_tokens)
     ev_meta = {"guard_dropped": len(dropped), "values_merged": bool(merged), **(meta or {})}
+    if why:
+        ev_meta["guard_problems"] = why[:8]
     return fold(view, span=span, counter=counter, config=fold_config, text=text, kind="summarize", meta=ev_meta)

@@ -10,8 +10,8 @@ import os
 import time
 from typing import Any
 
-from agentmem.thinkers._thinking import split_thinking
-from agentmem.thinkers.base import ThinkerError, ThinkRequest, ThinkResult
+from agentmem.thinkers._thinking import field, openai_text
+from agentmem.thinkers.base import ThinkerError, ThinkerStats, ThinkRequest, ThinkResult
 
 __all__ = ["LiteLLMThinker"]
 
@@ -23,14 +23,6 @@ def _litellm() -> Any:
     except ImportError as e:  # pragma: no cover - litellm is a core dependency
         raise ThinkerError("litellm is not installed: pip install litellm") from e
     return litellm
-
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
 
 
 class LiteLLMThinker:
@@ -52,46 +44,40 @@ class LiteLLMThinker:
         self.model = model
         self.name = model
         self.completion_kwargs = dict(completion_kwargs)
+        self.backend = "litellm"
+        self.load_seconds: float | None = None  # a served model: nothing is loaded in this process
+        self.stats = ThinkerStats()
 
     def _kwargs(self, request: ThinkRequest) -> dict[str, Any]:
         kw: dict[str, Any] = {"model": self.model, "messages": list(request.messages),
                               "max_tokens": request.max_new_tokens}
         if request.timeout_s is not None:
             kw["timeout"] = request.timeout_s
+        if request.json_schema is not None:  # vLLM, OpenAI and llama-server honour it; others ignore it
+            kw["response_format"] = {"type": "json_schema",
+                                     "json_schema": {"name": "decision", "schema": request.json_schema}}
         kw.update(self.completion_kwargs)
         return kw
 
     def _result(self, response: Any, seconds: float) -> ThinkResult:
-        choices = _get(response, "choices") or []
-        if not choices:
+        if not (field(response, "choices") or []):
             raise ThinkerError(f"{self.model}: response has no choices")
-        message = _get(choices[0], "message")
-        content = _get(message, "content") or ""
-        if not isinstance(content, str):  # content parts
-            content = "".join(_get(p, "text", "") or "" for p in content)
-        reasoning = _get(message, "reasoning_content") or ""
-        if not reasoning:
-            blocks = _get(message, "thinking_blocks") or []
-            reasoning = "\n".join(_get(b, "thinking", "") or "" for b in blocks)
-        if reasoning.strip():
-            text, answer = reasoning.strip(), content.strip()
-        elif (parts := split_thinking(content)) is not None:
-            thinking, answer = parts
-            text = thinking or answer
-        else:
-            text, answer = content.strip(), ""
+        text, answer, finish = openai_text(response)
         if not text:
-            reason = _get(choices[0], "finish_reason")
-            raise ThinkerError(f"{self.model}: empty output (finish_reason={reason!r})")
-        usage = _get(response, "usage")
-        return ThinkResult(
+            raise ThinkerError(f"{self.model}: empty output (finish_reason={finish!r})")
+        usage = field(response, "usage")
+        details = field(usage, "prompt_tokens_details")
+        result = ThinkResult(
             text=text,
             answer=answer,
-            model=str(_get(response, "model") or self.model),
-            tokens_in=int(_get(usage, "prompt_tokens", 0) or 0),
-            tokens_out=int(_get(usage, "completion_tokens", 0) or 0),
+            model=str(field(response, "model") or self.model),
+            tokens_in=int(field(usage, "prompt_tokens", 0) or 0),
+            tokens_out=int(field(usage, "completion_tokens", 0) or 0),
+            cached_tokens=int(field(details, "cached_tokens", 0) or 0),
             seconds=seconds,
         )
+        self.stats.record(result)
+        return result
 
     def think(self, request: ThinkRequest) -> ThinkResult:
         litellm = _litellm()
@@ -99,6 +85,7 @@ class LiteLLMThinker:
         try:
             response = litellm.completion(**self._kwargs(request))
         except Exception as e:
+            self.stats.record_failure()
             raise ThinkerError(f"{self.model}: {type(e).__name__}: {e}") from e
         return self._result(response, time.perf_counter() - t0)
 
@@ -108,6 +95,7 @@ class LiteLLMThinker:
         try:
             response = await litellm.acompletion(**self._kwargs(request))
         except Exception as e:
+            self.stats.record_failure()
             raise ThinkerError(f"{self.model}: {type(e).__name__}: {e}") from e
         return self._result(response, time.perf_counter() - t0)
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agentmem.thinkers._thinking import THINK_CLOSE, THINK_OPEN, split_thinking
-from agentmem.thinkers.base import ThinkerError, ThinkRequest, ThinkResult
+from agentmem.thinkers._thinking import THINK_CLOSE, THINK_OPEN, plain_message, split_thinking
+from agentmem.thinkers.base import ThinkerError, ThinkerStats, ThinkRequest, ThinkResult
 
 __all__ = ["SMOLLM2", "LocalThinker"]
 
@@ -37,18 +37,6 @@ def _dequantize_kw() -> dict:
     except ImportError:  # older transformers always dequantize GGUF
         return {}
     return {"quantization_config": GgufConfig(dequantize=True)}
-
-
-def _plain_message(m: dict) -> dict:
-    """Content parts (OpenAI style) flattened to text and None to "", which every chat template accepts."""
-    content = m.get("content")
-    if content is None:
-        content = ""
-    elif not isinstance(content, str):
-        content = "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    if content is m.get("content"):
-        return m
-    return {**m, "content": content}
 
 
 def _converted_key(sha256: str, dtype: Any) -> str:
@@ -123,6 +111,8 @@ class LocalThinker:
         self.loaded_from: str | None = None  # "gguf", "converted-cache" or "pretrained", after load
         self.load_seconds: float | None = None
         self.last_timing: dict = {}  # prefill_s (time to first token) and decode_s of the latest call
+        self.backend = "transformers"
+        self.stats = ThinkerStats()
 
     # ------------------------------------------------------------------------------------------------- loading
 
@@ -301,7 +291,7 @@ class LocalThinker:
         """The exact token ids fed to the model for `messages` (chat template + generation prompt)."""
         self.load()
         tok = self._tokenizer
-        messages = [_plain_message(m) for m in messages]
+        messages = [plain_message(m) for m in messages]
         if getattr(tok, "chat_template", None):
             extra = {} if self.enable_thinking is None else {"enable_thinking": self.enable_thinking}
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
@@ -319,7 +309,12 @@ class LocalThinker:
         if not ids:
             raise ThinkerError(f"{self.name}: empty prompt")
         with self._gen_lock:
-            gen, timed_out = self._generate(ids, request.max_new_tokens, request.timeout_s, t0)
+            try:
+                gen, timed_out = self._generate(ids, request.max_new_tokens, request.timeout_s, t0)
+            except ThinkerError:
+                self.stats.record_failure()
+                raise
+            timing = dict(self.last_timing)
         seconds = time.perf_counter() - t0
         raw = self._tokenizer.decode([i for i in gen if i not in self._drop_ids], skip_special_tokens=False)
         parts = None if self.enable_thinking is False else split_thinking(raw)
@@ -329,9 +324,10 @@ class LocalThinker:
         else:
             text, answer = raw.strip(), ""
         if not text.strip():
+            self.stats.record_failure()
             why = f"timed out after {seconds:.1f}s (timeout_s={request.timeout_s})" if timed_out else "empty output"
             raise ThinkerError(f"{self.name}: {why}; {len(gen)} token(s) generated")
-        return ThinkResult(
+        result = ThinkResult(
             text=text,
             answer=answer if parts is not None else "",
             model=self.label,
@@ -339,7 +335,11 @@ class LocalThinker:
             tokens_out=len(gen),
             seconds=seconds,
             load_seconds=load_s,
+            prefill_seconds=timing.get("prefill_s", 0.0),
+            decode_seconds=timing.get("decode_s", 0.0),
         )
+        self.stats.record(result)
+        return result
 
     def _generate(self, ids: list[int], max_new_tokens: int, timeout_s: float | None, t0: float
                   ) -> tuple[list[int], bool]:

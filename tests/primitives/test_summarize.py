@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from agentmem.messages import parse_messages
 from agentmem.primitives import EmptyThinkingError, SummarizeConfig, summarize_by_thinking, thinking_request
-from agentmem.primitives.summarize import SYSTEM_PROMPT, guard_lines
+from agentmem.primitives.summarize import SYSTEM_PROMPT, SourceIndex, guard_lines, guard_report, line_problems
 from agentmem.testing import synthetic_history
 from agentmem.view import BlockItem, EventError
 from histories import COUNTER, snapshot, view_of
@@ -124,3 +124,62 @@ def test_summarize_config_is_strict():
         SummarizeConfig(guard="maybe")
     with pytest.raises(ValidationError):
         SummarizeConfig(temperature=0.2)
+
+
+# --- the faithfulness guard checks whole tokens, status words, names and counts (issue 10) ---------------------
+
+GUARD_SOURCE = ('{"user_id": "mia_li_3668", "flights": ["HAT001"], "amount": 1234.56, "status": "cancelled", '
+                '"name": "Mia Li", "passengers": 2}\nThe reservation belongs to mia_li_3668. Card ending 4421.')
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("user mia_li_36", "value 'mia_li_36'"),            # a prefix of an id is not the id
+    ("refund 34.5 to the card", "value '34.5'"),         # a piece of 1234.56 is not an amount of the span
+    ("flight HAT00", "value 'HAT00'"),                   # a prefix of a flight code
+    ("card ending 442", "value '442'"),                  # a prefix of a number
+    ("user li_3668", "value 'li_3668'"),                 # a suffix of an id
+    ("Reservation CONFIRMED", "status 'confirmed'"),     # the span says cancelled
+    ("The passenger is John Smith", "name 'John'"),      # an invented name
+    ("3 passengers travel", "count '3 passengers'"),     # an invented count
+    ("five bags checked", "count 'five bags'"),          # an invented count, spelled out
+    ("payment approved for HAT001", None),               # approved: no contrary word in the span -> supported
+])
+def test_guard_catches_unfaithful_lines(line, problem):
+    kept, dropped, why = guard_report(line, GUARD_SOURCE)
+    if problem is None:
+        assert kept == [line] and not dropped
+    else:
+        assert dropped == [line] and kept == [] and why[0].startswith(problem), why
+
+
+@pytest.mark.parametrize("line", [
+    "user mia_li_3668 owns it.",      # the id at a sentence end
+    "amount $1,234.56",               # the same amount, formatted
+    "amount 1234.560",                # the same number
+    "flight HAT001 status: cancelled",
+    "Passenger Mia Li, 2 passengers",
+    "The reservation was cancelled; card 4421.",
+])
+def test_guard_keeps_faithful_lines(line):
+    kept, dropped, why = guard_report(line, GUARD_SOURCE)
+    assert kept == [line] and not dropped, why
+
+
+def test_guard_source_index_whole_tokens():
+    idx = SourceIndex("see src/pkg/mod.py line 120; token abc123def; v1.2.3")
+    assert idx.has_token("src/pkg/mod.py") and idx.has_token("abc123def") and idx.has_token("120")
+    assert not idx.has_token("abc123") and not idx.has_token("12") and not idx.has_token("pkg/mod")
+    assert not line_problems("open src/pkg/mod.py at 120", idx)
+
+
+def test_status_contradiction_is_reported_in_the_block_meta(view):
+    thinking = ("Reservation ZX9K2P CONFIRMED for mia_li_3668.\nUser mia_li_3668 asked to change to HAT136.\n"
+                "Reservation ZX9K2P belongs to mia_li_3668, amount 1234.56.")
+    raw = [dict(m) for m in RAW]
+    raw[3] = {**raw[3], "content": raw[3]["content"].replace("1234.56", '1234.56, "status": "cancelled"')}
+    v = view_of(parse_messages(raw))
+    _, ev = summarize_by_thinking(v, span=_span(v, 2, 5), thinking=thinking, counter=COUNTER,
+                                  config=SummarizeConfig(merge_values=False))
+    assert "belongs to mia_li_3668, amount 1234.56" in ev.text
+    assert "CONFIRMED" not in ev.text and "change to HAT136" not in ev.text  # HAT136 is in the task, not the span
+    assert ev.meta["guard_dropped"] == 2 and any("confirmed" in p for p in ev.meta["guard_problems"])

@@ -13,6 +13,7 @@ import pytest
 
 from agentmem.thinkers import (
     LiteLLMThinker,
+    LlamaCppThinker,
     LocalThinker,
     Thinker,
     ThinkerError,
@@ -37,7 +38,7 @@ def test_import_is_light():
         import agentmem.thinkers as t
         assert callable(t.make_thinker)
         t.make_thinker("local"); t.make_thinker("smollm2"); t.make_thinker("openai/gpt-4o-mini")
-        heavy = [m for m in ("torch", "transformers", "litellm") if m in sys.modules]
+        heavy = [m for m in ("torch", "transformers", "litellm", "xllamacpp") if m in sys.modules]
         assert not heavy, heavy
         print("ok")
     """)
@@ -51,19 +52,24 @@ def test_make_thinker_specs():
     assert make_thinker("extractive") is None
     assert make_thinker("") is None
 
+    # the shipped GGUFs run on llama.cpp (the CPU default); HF models and dirs on transformers
     d = make_thinker("local")
-    assert isinstance(d, LocalThinker) and d.model_spec is None
-    assert d.name == "local:qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert isinstance(d, LlamaCppThinker) and d.model_spec is None and d.backend == "llama.cpp"
+    assert d.name == "llama.cpp:qwen2.5-coder-1.5b-instruct-q4_k_m"
 
     s = make_thinker("smollm2")
-    assert isinstance(s, LocalThinker) and s.model_spec == "smollm2"
+    assert isinstance(s, LlamaCppThinker) and s.model_spec == "smollm2"
 
     h = make_thinker("local:Qwen/Qwen3-0.6B", enable_thinking=True)
     assert isinstance(h, LocalThinker) and h.model_spec == "Qwen/Qwen3-0.6B" and h.enable_thinking is True
-    assert h.name == "local:Qwen/Qwen3-0.6B"
+    assert h.name == "local:Qwen/Qwen3-0.6B" and h.backend == "transformers"
 
-    p = make_thinker("local:/models/x.gguf")
-    assert isinstance(p, LocalThinker) and p.model_spec == "/models/x.gguf"
+    p = make_thinker("local:/models/x.gguf", n_parallel=3)
+    assert isinstance(p, LlamaCppThinker) and p.model_spec == "/models/x.gguf" and p.n_parallel == 3
+    t = make_thinker("transformers:local")
+    assert isinstance(t, LocalThinker) and t.name == "local:qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert isinstance(make_thinker("transformers:smollm2"), LocalThinker)
+    assert isinstance(make_thinker("llamacpp:smollm2"), LlamaCppThinker)
 
     r = make_thinker("openai/gpt-4o-mini", temperature=0)
     assert isinstance(r, LiteLLMThinker) and r.model == "openai/gpt-4o-mini"
@@ -95,7 +101,7 @@ def test_split_thinking(raw, want):
 
 
 def test_plain_message_flattens_content_parts():
-    from agentmem.thinkers.local import _plain_message
+    from agentmem.thinkers._thinking import plain_message as _plain_message
 
     m = {"role": "user", "content": "x"}
     assert _plain_message(m) is m
