@@ -20,6 +20,8 @@ class FoldAction(_ActionBase):
     kind: Literal["fold"] = "fold"
     span: tuple[str, ...] = Field(min_length=1)
     mode: Literal["extractive", "think"] = "extractive"
+    block_tokens: int | None = Field(default=None, ge=32,
+                                     description="Size of the extractive block (the policy's memory allotment).")
 
 
 class EvictAction(_ActionBase):

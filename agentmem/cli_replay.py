@@ -80,8 +80,9 @@ def replay_command(
                                            "replay.db).")] = Path("out"),
     limit: Annotated[int | None, typer.Option(help="Replay only the first N trajectories.")] = None,
     ids: Annotated[str | None, typer.Option(help="Comma-separated trajectory ids to replay.")] = None,
-    dump_views: Annotated[bool, typer.Option("--dump-views/--no-dump-views", help="Also write DIR/views.jsonl: the exact view "
-                                                                  "before every assistant turn.")] = False,
+    dump_views: Annotated[bool, typer.Option("--dump-views/--no-dump-views",
+                                             help="Also write DIR/views.jsonl: the exact view before every "
+                                                  "assistant turn.")] = False,
     model: Annotated[str | None, typer.Option(help="Tokenizer model name (default: each trajectory's "
                                                    "meta.model).")] = None,
     store: Annotated[str | None, typer.Option(help="Store URL or path (default: DIR/replay.db, rewritten).")] = None,
@@ -149,9 +150,12 @@ def replay_command(
     table.add_row("largest view (tokens)", f"{fp['max_peak_view']:,}")
     table.add_row("view slope after round 80 (tok/round)", _fmt(fp["slope_view_after_80"]) +
                   f"  (raw {_fmt(fp['slope_raw_after_80'])})")
-    table.add_row("carried-value retention", _fmt(ret["retention"], pct=True) + f"  of {ret['carried']}")
-    table.add_row("  values last seen 10+ rounds ago", _fmt(ret["retention_old_10"], pct=True) +
+    table.add_row("carried values present in the view", _fmt(ret["retention"], pct=True) + f"  of {ret['carried']}")
+    table.add_row("  last seen 10+ rounds ago", _fmt(ret["retention_old_10"], pct=True) +
                   f"  of {ret['carried_old']}")
+    table.add_row("carried values in context (with a word of their source line)",
+                  _fmt(ret.get("in_context"), pct=True))
+    table.add_row("  last seen 10+ rounds ago", _fmt(ret.get("in_context_old_10"), pct=True))
     table.add_row("prefix reuse (token-weighted)", _fmt(summary["prefix_reuse"], pct=True))
     table.add_row("bookkeeping ms/round p50 / p95", f"{_fmt(cost['ms_per_round_p50'], digits=2)} / "
                                                     f"{_fmt(cost['ms_per_round_p95'], digits=2)}")

@@ -53,7 +53,8 @@ def sessions_command(db: DbOption = None) -> None:
 
 
 def view_command(session_id: Annotated[str, typer.Argument(help="Session id.")], db: DbOption = None,
-                 branch: BranchOption = None, as_json: Annotated[bool, typer.Option("--json", help="Print the rendered view as JSON.")] = False
+                 branch: BranchOption = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="Print the rendered view as JSON.")] = False
                  ) -> None:
     """Rebuild a session's current view by replaying its event log, and print it."""
     from agentmem.policies import NoOpPolicy
@@ -91,7 +92,8 @@ def events_command(session_id: Annotated[str, typer.Argument(help="Session id.")
 
 
 def export_command(session_id: Annotated[str, typer.Argument(help="Session id.")], db: DbOption = None,
-                   branch: BranchOption = None, out: Annotated[Optional[Path], typer.Option("--out", help="File to write (default stdout).")] = None
+                   branch: BranchOption = None,
+                   out: Annotated[Optional[Path], typer.Option("--out", help="File to write (default stdout).")] = None
                    ) -> None:
     """Write a branch's messages as JSON Lines, byte-exact as stored (canonical JSON, one per line)."""
     store = _store(db)

@@ -34,15 +34,25 @@ def recall_tool_schema() -> dict[str, Any]:
         "function": {
             "name": RECALL_TOOL_NAME,
             "description": (
-                "Read back earlier messages that were folded or evicted from your context. Pass the ids shown in "
-                "a '[agentmem' block or stub (message ids or block ids like blk-3), or a text query with the "
-                "words or values you are looking for."),
+                "Read back earlier messages that were folded or evicted from your context; nothing is ever lost. "
+                "Pass the ids shown in an '[agentmem' block or stub (message ids, or block ids like blk-3 for "
+                "every message the block covers), and/or a query. Exact look-ups are ranked first: ids, a call "
+                "name with its arguments ('show_playlist_songs playlist_id 17 page_index 1'; name fewer "
+                "arguments to get every such call, oldest first, so the newest reading comes last), quoted "
+                "phrases and identifier-like values; then a full-text search of the remaining words. Each match "
+                "comes with its round (the call and its result). Long answers come in pages: the answer ends "
+                "with 'N more … call recall_memory again with the same arguments and page=K' when there is more; "
+                "nothing is cut without such a note."),
             "parameters": {
                 "type": "object",
                 "properties": {
                     "ids": {"type": "array", "items": {"type": "string"},
-                            "description": "message or block ids to read back"},
-                    "query": {"type": "string", "description": "words or values to search the archive for"},
+                            "description": "message or block ids to read back (a block id returns all it covers)"},
+                    "query": {"type": "string",
+                              "description": "a call name with arguments, quoted phrases, values or words to "
+                                             "search the archive for"},
+                    "page": {"type": "integer", "minimum": 1, "default": 1,
+                             "description": "which page of a long answer (the answer says how many more)"},
                 },
             },
         },
@@ -267,7 +277,12 @@ class AgentMemory:
             return "[agentmem: recall_memory 'query' must be a string]"
         if not ids and not query:
             return "[agentmem: recall_memory needs 'ids' or a 'query']"
-        return self.session.recall_text(ids=ids, query=query)
+        page = arguments.get("page", 1)
+        if isinstance(page, str) and page.strip().isdigit():
+            page = int(page)
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            return "[agentmem: recall_memory 'page' must be a whole number from 1]"
+        return self.session.recall_text(ids=ids, query=query, page=page)
 
     def answer_recall_calls(self, response_or_message: Any) -> list[dict[str, Any]]:
         """Tool-result messages answering every recall_memory call in a model reply (others are left to you)."""

@@ -2,10 +2,17 @@
 
 - **footprint** — peak view tokens / peak raw tokens; mean of view/raw over rounds; least-squares slope of view
   tokens per round after round 80 (≈0 means bounded; the raw history's own slope is reported beside it).
-- **carried-value retention** — identifier-like values (`extract_values`: ids, paths, numbers with context) that
-  an assistant tool call at round t uses, that first appeared in an earlier *tool result* and not in the pinned
-  task text (system message + first user message): the share still present (as a substring) in the view the
-  model got before that call; overall, and for values last seen 10+ rounds earlier.
+- **carried-value retention** — carried values are tokens an assistant tool call at round t uses that first
+  appeared in an earlier *tool result* and are not in the pinned task text (system message + first user message).
+  A token here is `metric_tokens`: any run of letters, digits and `_ . / : -` of 6+ characters holding a digit,
+  `_`, `/`, `.` or `:` (ids, paths, `file.py:123`, `self.templated_file.templated_str`, `np.hstack`, 6+ digit
+  numbers). The definition lives only in this module: no primitive, policy or extractor shares it, so the metric
+  cannot check what a fold was built to keep. Two readings, each overall and for values last seen 10+ rounds
+  earlier:
+  * **presence** — the value occurs (substring) anywhere in the view the model got before that call;
+  * **in context** — the value occurs on a view line that also holds a *plain word* (a letters-only token of 3+
+    letters, not a stop word, not part of the value) of a tool-result line it came from. A bare list of values
+    scores high on presence and zero in context; a line kept in its original wording scores on both.
 - **prefix reuse** — share of each view's tokens that form an exact message prefix of the previous view (what a
   provider prompt cache / KV cache can reuse); token-weighted over all rounds after the first.
 - **invalid views** — views a provider would reject (broken tool-call pairing); only external baselines can
@@ -20,11 +27,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from agentmem.values import extract_values
 
 __all__ = [
     "OLD_ROUNDS",
@@ -32,9 +38,12 @@ __all__ = [
     "CarriedValue",
     "dict_text",
     "call_values",
+    "metric_tokens",
+    "plain_words",
     "carried_values_by_round",
     "view_text",
     "retention",
+    "in_context",
     "prefix_reuse",
     "footprint",
     "cost",
@@ -99,13 +108,53 @@ def view_text(view: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(dict_text(m) for m in view)
 
 
+# --- the metric's own notion of a value (shared with nothing a primitive uses) -----------------------------
+_TOKEN = re.compile(r"[A-Za-z0-9_./:\-]+")
+_EDGE = "./:-"
+_MARKS = re.compile(r"[0-9_/.:]")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+MIN_VALUE_CHARS = 6
+_STOP_WORDS = frozenset("""
+    the and for are but not you all any can had her was one our out day get has him his how man new now old see two
+    way who boy did its let put say she too use that with have this will your from they know want been good much some
+    time very when come here just like long make many more only over such take than them well were what into then
+    there these those which while would could should about after again also because before being between both each
+    other same than their where does done none true false null return self value values""".split())
+
+
+def metric_tokens(text: str) -> list[str]:
+    """Identifier-like tokens of `text` in order, distinct: 6+ characters holding a digit, `_`, `/`, `.` or `:`."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for m in _TOKEN.finditer(text or ""):
+        tok = m.group(0).strip(_EDGE)
+        if len(tok) < MIN_VALUE_CHARS or tok in seen or not _MARKS.search(tok):
+            continue
+        seen.add(tok)
+        out.append(tok)
+    return out
+
+
+def plain_words(line: str) -> set[str]:
+    """Letters-only tokens of 3+ letters standing on their own (not inside an identifier), lower-cased, no stop
+    words: the words that give a value its meaning on a line."""
+    out: set[str] = set()
+    for m in _TOKEN.finditer(line):
+        tok = m.group(0).strip(_EDGE)
+        if _WORD.fullmatch(tok):
+            w = tok.lower()
+            if w not in _STOP_WORDS:
+                out.add(w)
+    return out
+
+
 def call_values(message: Mapping[str, Any]) -> list[str]:
-    """Identifier-like values an assistant message's tool calls use (from their decoded arguments)."""
+    """The tokens (`metric_tokens`) an assistant message's tool calls use, from their decoded arguments."""
     out: list[str] = []
     for tc in message.get("tool_calls") or []:
         _name, args = _call_parts(tc)
         for leaf in _decoded_args(args):
-            for v in extract_values(leaf):
+            for v in metric_tokens(leaf):
                 if v not in out:
                     out.append(v)
     return out
@@ -114,12 +163,20 @@ def call_values(message: Mapping[str, Any]) -> list[str]:
 # --- carried-value retention ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CarriedValue:
-    """A value the call at `round` uses, first seen in a tool result, last seen `age` rounds earlier."""
+    """A value the call at `round` uses, first seen in a tool result, last seen `age` rounds earlier.
+
+    `context` holds the plain words of the tool-result lines it appeared on (minus the value's own letters): what
+    a view line must share with its source for the value to count as kept *in context*. A source line with no
+    plain word (a file listing, a bare id) lends `near`: the plain words of its neighbouring lines and of the call
+    that printed it; a view line then counts when it or a line next to it shares one of those.
+    """
 
     value: str
     round: int
     first_index: int  # message index of its first appearance (a tool result)
     last_round: int  # round of the last message before the call that contains it
+    context: frozenset[str] = frozenset()
+    near: frozenset[str] = frozenset()
 
     @property
     def age(self) -> int:
@@ -149,6 +206,24 @@ def _task_text(messages: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def _own_words(value: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z]+", value)}
+
+
+def _call_words(messages: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """tool_call_id → plain words of the call (its name and decoded arguments)."""
+    out: dict[str, set[str]] = {}
+    for m in messages:
+        for tc in m.get("tool_calls") or []:
+            name, args = _call_parts(tc)
+            words = plain_words(name.replace("_", " "))
+            for leaf in _decoded_args(args):
+                for line in leaf.splitlines():
+                    words |= plain_words(line)
+            out[str(tc.get("id") or "")] = words
+    return out
+
+
 def carried_values_by_round(messages: Sequence[Mapping[str, Any]]) -> dict[int, list[CarriedValue]]:
     """For each round t, the values its tool calls carry from an earlier tool result (see the module docstring).
 
@@ -157,6 +232,9 @@ def carried_values_by_round(messages: Sequence[Mapping[str, Any]]) -> dict[int, 
     texts = [dict_text(m) for m in messages]
     rounds = _rounds_of(messages)
     task = _task_text(messages)
+    tool_lines: dict[int, list[str]] = {j: texts[j].splitlines() for j, m in enumerate(messages)
+                                        if m.get("role") == "tool"}
+    call_words = _call_words(messages)
     out: dict[int, list[CarriedValue]] = {}
     for i, m in enumerate(messages):
         if m.get("role") != "assistant":
@@ -170,22 +248,60 @@ def carried_values_by_round(messages: Sequence[Mapping[str, Any]]) -> dict[int, 
             if first is None or messages[first].get("role") != "tool":
                 continue
             last = next(j for j in range(i - 1, first - 1, -1) if v in texts[j])
-            found.append(CarriedValue(value=v, round=t, first_index=first, last_round=rounds[last]))
+            own = _own_words(v)
+            words: set[str] = set()
+            near: set[str] = set()
+            for j, lines in tool_lines.items():
+                if j >= i or v not in texts[j]:
+                    continue
+                for k, line in enumerate(lines):
+                    if v not in line:
+                        continue
+                    here = plain_words(line) - own
+                    if here:
+                        words |= here
+                        continue
+                    for n in (k - 1, k + 1):
+                        if 0 <= n < len(lines):
+                            near |= plain_words(lines[n])
+                    near |= call_words.get(str(messages[j].get("tool_call_id") or ""), set())
+            found.append(CarriedValue(value=v, round=t, first_index=first, last_round=rounds[last],
+                                      context=frozenset(words), near=frozenset(near - own)))
         if found:
             out[t] = found
     return out
 
 
+def in_context(value: CarriedValue, lines: Sequence[str]) -> bool:
+    """The value stands on one of `lines` with a plain word of a line it came from (or, for a source line without
+    plain words, next to a line sharing a word of its neighbours or of the call that printed it)."""
+    for k, line in enumerate(lines):
+        if value.value not in line:
+            continue
+        words = plain_words(line)
+        if not value.context.isdisjoint(words):
+            return True
+        if value.near:
+            around = words.union(*(plain_words(lines[n]) for n in (k - 1, k + 1) if 0 <= n < len(lines)))
+            if not value.near.isdisjoint(around):
+                return True
+    return False
+
+
 def retention(carried: Sequence[CarriedValue], view: Sequence[Mapping[str, Any]] | str,
               *, old_rounds: int = OLD_ROUNDS) -> dict[str, Any]:
-    """How many of `carried` (one round's values) the view still holds, overall and for the old ones."""
+    """How many of `carried` (one round's values) the view still holds (presence and in context), overall and
+    for the old ones."""
     text = view if isinstance(view, str) else view_text(view)
-    present = [c for c in carried if c.value in text]
+    lines = text.splitlines() if carried else []
+    present = {c.value for c in carried if c.value in text}
+    placed = {c.value for c in carried if c.value in present and in_context(c, lines)}
     old = [c for c in carried if c.age >= old_rounds]
-    old_present = [c for c in old if c.value in text]
-    return {"carried": len(carried), "carried_present": len(present), "carried_old": len(old),
-            "carried_old_present": len(old_present),
-            "lost": [c.value for c in carried if c.value not in text][:10]}
+    return {"carried": len(carried), "carried_present": sum(c.value in present for c in carried),
+            "carried_in_context": sum(c.value in placed for c in carried),
+            "carried_old": len(old), "carried_old_present": sum(c.value in present for c in old),
+            "carried_old_in_context": sum(c.value in placed for c in old),
+            "lost": [c.value for c in carried if c.value not in present][:10]}
 
 
 # --- prefix reuse -------------------------------------------------------------------------------------------
@@ -277,8 +393,10 @@ def cost(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 class _Acc:
     carried: int = 0
     present: int = 0
+    in_context: int = 0
     old: int = 0
     old_present: int = 0
+    old_in_context: int = 0
     reused: int = 0
     reuse_total: int = 0
     actions: dict[str, int] = field(default_factory=dict)
@@ -298,8 +416,10 @@ def summarize_rounds(rounds: Sequence[Mapping[str, Any]], *, after: int = SLOPE_
         for r in rs:
             t.carried += int(r.get("carried", 0))
             t.present += int(r.get("carried_present", 0))
+            t.in_context += int(r.get("carried_in_context", 0))
             t.old += int(r.get("carried_old", 0))
             t.old_present += int(r.get("carried_old_present", 0))
+            t.old_in_context += int(r.get("carried_old_in_context", 0))
             if r.get("reuse_total"):
                 t.reused += int(r.get("reused_tokens", 0))
                 t.reuse_total += int(r["reuse_total"])
@@ -309,13 +429,17 @@ def summarize_rounds(rounds: Sequence[Mapping[str, Any]], *, after: int = SLOPE_
         fp = footprint(rs, after=after)
         per.append({"trajectory": tid, "rounds": len(rs), **fp,
                     "carried": t.carried, "retention": t.present / t.carried if t.carried else None,
+                    "in_context": t.in_context / t.carried if t.carried else None,
                     "carried_old": t.old, "retention_old": t.old_present / t.old if t.old else None,
+                    "in_context_old": t.old_in_context / t.old if t.old else None,
                     "prefix_reuse": t.reused / t.reuse_total if t.reuse_total else None,
                     "actions": t.actions})
         acc.carried += t.carried
         acc.present += t.present
+        acc.in_context += t.in_context
         acc.old += t.old
         acc.old_present += t.old_present
+        acc.old_in_context += t.old_in_context
         acc.reused += t.reused
         acc.reuse_total += t.reuse_total
         for k, v in t.actions.items():
@@ -341,8 +465,12 @@ def summarize_rounds(rounds: Sequence[Mapping[str, Any]], *, after: int = SLOPE_
         "retention": {
             "carried": acc.carried,
             "retention": acc.present / acc.carried if acc.carried else None,
+            "in_context": acc.in_context / acc.carried if acc.carried else None,
             "carried_old": acc.old,
             f"retention_old_{OLD_ROUNDS}": acc.old_present / acc.old if acc.old else None,
+            f"in_context_old_{OLD_ROUNDS}": acc.old_in_context / acc.old if acc.old else None,
+            "definition": "metric_tokens (agentmem.metrics; shares no code with any primitive): presence = "
+                          "substring of the view; in context = on a view line with a plain word of its source line",
         },
         "prefix_reuse": acc.reused / acc.reuse_total if acc.reuse_total else None,
         "invalid_views": sum(1 for r in rounds if r.get("invalid_view")),

@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem import archive
 from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
 from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
@@ -58,7 +59,7 @@ __all__ = ["MemorySession", "RoundStats", "BranchPoint", "SessionBusyError"]
 
 _log = logging.getLogger(__name__)
 
-RECALL_TOOL_NAME = "recall_memory"  # the tool AgentMemory offers (agentmem.memory re-exports it)
+RECALL_TOOL_NAME = archive.RECALL_TOOL_NAME  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
 _Plan = Generator[ThinkRequest, "ThinkResult | BaseException", None]
 
@@ -430,7 +431,8 @@ class MemorySession:
                     pending = set(m.tool_call_ids)
         if pending and not allow_open_tail:
             raise HistoryError(f"tool call(s) {', '.join(sorted(pending))} have no result at the end of the history: "
-                               "a model cannot be called on it", index=first_index + len(new) - 1, message_id=new[-1].id)
+                               "a model cannot be called on it", index=first_index + len(new) - 1,
+                               message_id=new[-1].id)
 
     def _pending_at(self, at: int) -> set[str]:
         """Tool calls of the path's first `at` messages that have no result among them."""
@@ -574,7 +576,7 @@ class MemorySession:
                     if action.mode == "think":
                         meta["fallback"] = "no thinker configured"
                     new, ev = fold(self.view, span=action.span, counter=self.counter, config=self.fold_config,
-                                   meta=meta)
+                                   meta=meta, block_tokens=action.block_tokens)
             elif isinstance(action, EvictAction):
                 new, ev = evict(self.view, ids=action.ids, counter=self.counter, config=self.evict_config, meta=meta)
             elif isinstance(action, RecallAction):
@@ -806,84 +808,33 @@ class MemorySession:
             stats.budget = check_budget(self.view, self.budget_guard, outside_tokens=outside_tokens)
         return rendered
 
-    # --- archive access ----------------------------------------------------------------------------------------
+    # --- archive access (agentmem.archive) ------------------------------------------------------------------
     def find_archived(self, *, ids: Sequence[str] = (), query: str | None = None, limit: int = 6) -> list[Message]:
-        """Archived messages by id (block keys expand to what they cover) or by full-text query.
-
-        A query skips messages the view already shows in full, so recall brings back what was actually lost.
-        """
-        wanted: list[str] = []
-        blocks = {it.key: it for it in self.view.items if isinstance(it, BlockItem)}
-        for i in ids:
-            if i in blocks:
-                wanted.extend(blocks[i].covers)
-            else:
-                wanted.append(i)
-        found = [s.message for s in self.store.get_messages(self.session_id, wanted)] if wanted else []
-        if query:
-            visible = {it.key for it in self.view.items if isinstance(it, MessageItem)}
-            visible |= {src for it in self.view.items if isinstance(it, RecalledItem) for src in it.sources}
-            hits = self.store.search(self.session_id, query, limit=limit * 4, exclude=visible)
-            have = {m.id for m in found}
-            found.extend(m for m in self._rounds_of(hits, limit=limit) if m.id not in have and m.id not in visible)
-        return found
-
-    def _rounds_of(self, hits: Sequence[Any], *, limit: int, reach: int = 16) -> list[Message]:
-        """Each hit with the rest of its round (a call with its results, a result with its call), best hit first.
-
-        A tool result alone lacks what was asked, and a call alone lacks the answer; short call messages also
-        outrank long results in bm25, so returning whole rounds is what makes a query find the data.
-        """
-        if not hits:
-            return []
-        window = {q for h in hits for q in range(max(1, h.seq - reach), h.seq + reach + 1)}
-        near = [s.message for s in self.store.get_by_seqs(self.session_id, window)]
-        round_of: dict[str, tuple[str, ...]] = {}
-        for rnd in group_rounds(near):
-            for mid in rnd.ids:
-                round_of[mid] = rnd.ids
-        by_id = {m.id: m for m in near}
-        # rounds of the recall tool itself hold copies of the archive: returning them would nest recalls
-        recall_rounds = {mid for m in near if m.role == "assistant" and m.tool_calls
-                         and all(tc.name == RECALL_TOOL_NAME for tc in m.tool_calls) for mid in round_of[m.id]}
-        out: list[Message] = []
-        seen: set[str] = set()
-        rounds_taken = 0
-        for h in hits:
-            if h.message_id in recall_rounds or h.message_id in seen:
-                continue
-            if rounds_taken == limit:
-                break
-            rounds_taken += 1
-            for mid in round_of.get(h.message_id, (h.message_id,)):
-                if mid in by_id and mid not in seen:
-                    seen.add(mid)
-                    out.append(by_id[mid])
-        return out
+        """Archived messages by id or query, exact matches first (see agentmem.archive.find_archived)."""
+        return archive.find_archived(self.store, self.session_id, self.view, ids=ids, query=query, limit=limit)
 
     def recall_text(self, *, ids: Sequence[str] = (), query: str | None = None,
-                    budget_tokens: int | None = None) -> str:
-        """Archived content as text for the agent's own recall tool call (bounded by the recall budget)."""
-        found = self.find_archived(ids=ids, query=query, limit=self.recall_config.max_messages)
-        if not found:
-            what = f"query {query!r}" if query else f"ids {list(ids)}"
-            return f"[agentmem: nothing in the archive matches {what}]"
-        text, _ = format_archive(found, counter=self.counter,
-                                 budget_tokens=budget_tokens or self.recall_config.budget_tokens,
-                                 per_message_tokens=self.recall_config.per_message_tokens,
-                                 heading="[agentmem: recalled archived messages, best match first]")
-        return text
+                    budget_tokens: int | None = None, page: int = 1) -> str:
+        """One page of archived content for the agent's own recall tool call (see agentmem.archive.recall_text)."""
+        return archive.recall_text(self.store, self.session_id, self.view, counter=self.counter, ids=ids,
+                                   query=query, page=page, page_tokens=budget_tokens or self.recall_config.budget_tokens,
+                                   limit=self.recall_config.max_messages)
 
 
 def _contents(messages: Sequence[Any]) -> list[Any]:
     """The content object of each message (dicts at C speed); an in-place edit replaces it."""
     try:
         return list(map(_CONTENT, messages))
-    except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
+    except (KeyError, TypeError):  # not all dicts with a "content" key
+        pass
+    try:
+        return list(map(_CONTENT_ATTR, messages))  # LangChain / litellm / Message objects
+    except AttributeError:
         return [_content_of(m) for m in messages]
 
 
 _CONTENT = operator.itemgetter("content")  # the C-speed path for dict messages
+_CONTENT_ATTR = operator.attrgetter("content")  # and for message objects
 
 
 def _content_of(message: Any) -> Any:
@@ -893,19 +844,22 @@ def _content_of(message: Any) -> Any:
 def _identical_prefix(messages: Sequence[Any], sent: list[Any], contents: list[Any]) -> int:
     """How many leading messages equal those passed last time, with equal content objects.
 
-    Two C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
+    C-level list comparisons (identity short-cuts each element; a rebuilt but equal dict compares equal at C
     speed too): this is what keeps the per-round check flat at 10,000 rounds. The content pass catches an edit
     made in place (same dict, new content), which the first comparison cannot see."""
     n = min(len(messages), len(sent))
     head = list(messages[:n])
-    if head == (sent if len(sent) == n else sent[:n]):
-        try:
-            now = list(map(_CONTENT, head))
-        except (KeyError, TypeError):  # not all dicts with a "content" key: LangChain / litellm / Message objects
-            now = [_content_of(m) for m in head]
-        if now == (contents if len(contents) == n else contents[:n]):
-            return n
-    for i in range(n):
-        if head[i] != sent[i] or _content_of(head[i]) != contents[i]:
-            return i
-    return n  # pragma: no cover - the comparisons above said otherwise
+    same = _first_difference(head, sent)
+    return _first_difference(_contents(head[:same]), contents)
+
+
+def _first_difference(a: list[Any], b: list[Any], step: int = 512) -> int:
+    """Index of the first position where a and b differ (or the shorter length): C-speed slice comparisons,
+    then one short scan."""
+    n = min(len(a), len(b))
+    if (a if len(a) == n else a[:n]) == (b if len(b) == n else b[:n]):
+        return n
+    i = 0
+    while i < n and a[i:i + step] == b[i:i + step]:
+        i += step
+    return next((j for j in range(i, min(i + step, n)) if a[j] != b[j]), min(i + step, n))

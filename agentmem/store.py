@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -135,6 +136,20 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_agentmem_messages_msgid ON agentmem_messages (session_id, id)",
     "CREATE UNIQUE INDEX IF NOT EXISTS ix_agentmem_events_branch ON agentmem_events (session_id, branch, bseq)",
 )
+
+
+# Statements of the per-round write path, built once (building and keying a statement per call costs more than
+# running it on SQLite).
+_M, _E = messages_table.c, events_table.c
+_LAST_ROW = (select(_M.pos, _M.chain).where(_M.session_id == bindparam("sid"), _M.branch == bindparam("b"))
+             .order_by(_M.pos.desc()).limit(1))
+_CHAIN_AT = select(_M.chain).where(_M.session_id == bindparam("sid"), _M.branch == bindparam("b"),
+                                   _M.pos == bindparam("p"))
+_TOP_SEQ = select(func.coalesce(func.max(_M.seq), 0)).where(_M.session_id == bindparam("sid"))
+_ROWS_WITH_IDS = select(_M.id, _M.branch, _M.pos).where(_M.session_id == bindparam("sid"),
+                                                         _M.id.in_(bindparam("ids", expanding=True)))
+_LAST_EVENT = select(func.max(_E.bseq)).where(_E.session_id == bindparam("sid"), _E.branch == bindparam("b"))
+_TOP_EVENT = select(func.coalesce(func.max(_E.seq), 0)).where(_E.session_id == bindparam("sid"))
 
 
 def chain_next(previous: str, fingerprint: str) -> str:
@@ -405,19 +420,26 @@ class Store:
             parts.append(cond)
         return or_(*parts)
 
+    def _tail(self, conn: Connection, session_id: str, nodes: Sequence[_Node]) -> tuple[int, str]:
+        """(path length, chain value at its end) of the branch whose lineage is `nodes`."""
+        own = nodes[-1]
+        row = conn.execute(_LAST_ROW, {"sid": session_id, "b": own.branch}).first()
+        if row is not None:
+            return int(row[0]), row[1]
+        at = own.fork_at
+        for n in nodes[:-1]:
+            if n.fork_at < at and (n.max_pos is None or at <= n.max_pos):
+                return at, conn.execute(_CHAIN_AT, {"sid": session_id, "b": n.branch, "p": at}).scalar_one()
+        return at, ""
+
     def _length(self, conn: Connection, session_id: str, nodes: Sequence[_Node]) -> int:
         """How many messages the path of the branch whose lineage is `nodes` has."""
-        own = nodes[-1]
-        n = conn.execute(select(func.max(messages_table.c.pos)).where(
-            messages_table.c.session_id == session_id, messages_table.c.branch == own.branch)).scalar()
-        return int(n) if n is not None else own.fork_at
+        return self._tail(conn, session_id, nodes)[0]
 
     def _log_length(self, conn: Connection, session_id: str, nodes: Sequence[_Node]) -> int:
         """How many events the log of the branch whose lineage is `nodes` has."""
-        own = nodes[-1]
-        e = conn.execute(select(func.max(events_table.c.bseq)).where(
-            events_table.c.session_id == session_id, events_table.c.branch == own.branch)).scalar()
-        return int(e) if e is not None else own.fork_events
+        e = conn.execute(_LAST_EVENT, {"sid": session_id, "b": nodes[-1].branch}).scalar()
+        return int(e) if e is not None else nodes[-1].fork_events
 
     def branches(self, session_id: str) -> list[Branch]:
         """Every branch of a session (the root is branch 0), oldest first."""
@@ -505,7 +527,7 @@ class Store:
         try:
             with self._write(session_id) as conn:
                 nodes = self._lineage(conn, session_id, branch)
-                count = self._length(conn, session_id, nodes)
+                count, chain = self._tail(conn, session_id, nodes)
                 if expected_count is not None and count != expected_count:
                     raise ConcurrentWriteError(
                         f"session {session_id!r} has {count} messages, expected {expected_count}"
@@ -513,18 +535,10 @@ class Store:
                 ids = [m.id for m in messages]
                 # by id first (its index), then in Python whether the row lies on this path: a planner left to
                 # choose could scan the whole branch for the OR of the path pieces
-                for mid, b, pos in conn.execute(select(messages_table.c.id, messages_table.c.branch,
-                                                       messages_table.c.pos).where(
-                        messages_table.c.session_id == session_id, messages_table.c.id.in_(ids))):
+                for mid, b, pos in conn.execute(_ROWS_WITH_IDS, {"sid": session_id, "ids": ids}):
                     if _holds(nodes, int(b), int(pos)):
                         raise InvalidMessageError("message id already stored in this session", message_id=mid)
-                chain = ""
-                if count:
-                    chain = conn.execute(select(messages_table.c.chain).where(
-                        messages_table.c.session_id == session_id, messages_table.c.pos == count,
-                        self._on_path(messages_table, messages_table.c.pos, nodes, "pos"))).scalar_one()
-                top = conn.execute(select(func.coalesce(func.max(messages_table.c.seq), 0))
-                                   .where(messages_table.c.session_id == session_id)).scalar_one()
+                top = conn.execute(_TOP_SEQ, {"sid": session_id}).scalar_one()
                 rows, fts_rows, seqs = [], [], []
                 for offset, (m, tok) in enumerate(zip(messages, tokens, strict=True)):
                     payload = m.canonical_json()
@@ -658,8 +672,7 @@ class Store:
             raise ConcurrentWriteError(f"concurrent event append to session {session_id!r}: {exc.orig}") from None
 
     def _insert_event(self, conn: Connection, session_id: str, branch: int, ev: Event, now: float) -> None:
-        top = conn.execute(select(func.coalesce(func.max(events_table.c.seq), 0))
-                           .where(events_table.c.session_id == session_id)).scalar_one()
+        top = conn.execute(_TOP_EVENT, {"sid": session_id}).scalar_one()
         conn.execute(events_table.insert().values(
             session_id=session_id, seq=int(top) + 1, branch=branch, bseq=ev.seq, kind=ev.kind,
             covers=json.dumps(list(ev.covers)), text=ev.text, after_message=ev.after_message,
@@ -707,6 +720,28 @@ class Store:
                 out = [SearchHit(message_id=m, seq=int(s), role=r, score=float(rank), body=b, branch=int(br))
                        for m, s, r, b, br, rank in rows]
         return [h for h in out if h.message_id not in excluded][:limit]
+
+
+    def find_text(self, session_id: str, needles: Sequence[str], *, limit: int = 400) -> list[SearchHit]:
+        """Messages whose text contains every needle (case-insensitive, exact substring), in session order.
+
+        The exact look-up beside `search`: ids, call names with their arguments and quoted phrases must be found
+        even where bm25 ranks a long message low or the tokenizer splits the value."""
+        needles = [n.lower() for n in needles if n]
+        if not needles:
+            return []
+        conds = []
+        for n in needles:
+            pat = "%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds.append(func.lower(messages_table.c.body).like(pat, escape="\\"))
+        q = (select(messages_table.c.id, messages_table.c.seq, messages_table.c.role, messages_table.c.body,
+                    messages_table.c.branch)
+             .where(messages_table.c.session_id == session_id, *conds)
+             .order_by(messages_table.c.seq).limit(limit))
+        with self._read() as conn:
+            rows = conn.execute(q).all()
+        return [SearchHit(message_id=m, seq=int(sq), role=r, score=1.0, body=b, branch=int(br))
+                for m, sq, r, b, br in rows]
 
 
 def _holds(nodes: Sequence[_Node], branch: int, pos: int) -> bool:

@@ -1,7 +1,9 @@
-"""Identifier-like values: what an agent must carry across rounds (ids, paths, numbers, tokens, errors).
+"""Identifier-like values: what an agent must carry across rounds (ids, paths, numbers, tokens).
 
-One extractor serves the extractive fold (keep the values), the faithfulness guard (values in a thinker's output
-that are not in its source are hallucinations) and the retention metric (which values survived in the view).
+Serves the faithfulness guard of summarize-by-thinking (values in a thinker's output that are not in its source
+are hallucinations, and values it left out are merged back) and BudgetPolicy's auto-recall query. The extractive
+fold ranks lines with `agentmem.salience`, and the retention metric has its own definition in `agentmem.metrics`:
+neither uses this module, so the metric does not check what this extractor was built to find.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["extract_values", "identifier_like", "ERROR_LINE"]
+__all__ = ["extract_values", "identifier_like"]
 
 # Order matters: longer, more specific shapes first.
 _PATTERNS = [
@@ -25,7 +27,6 @@ _PATTERNS = [
     r"\b\d{4}-\d{2}-\d{2}\b",  # dates
 ]
 _VALUE_RE = re.compile("|".join(f"(?:{p})" for p in _PATTERNS))
-ERROR_LINE = re.compile(r"(?i)\b(error|exception|traceback|failed|failure|not found|invalid|denied|expired)\b")
 _STOP = {"http://", "https://"}
 
 

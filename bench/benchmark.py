@@ -49,27 +49,33 @@ from agentmem.view import BlockItem, MessageItem  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-DEFAULT_SPECS = ["noop", "window", "observation_masking", "running_summary", "langmem", "trim_messages", "budget",
-                 "thinker"]
+DEFAULT_SPECS = ["noop", "window", "observation_masking", "masking_window", "running_summary", "langmem",
+                 "trim_messages", "budget", "thinker"]
+# rows that are a registered policy with a fixed config: spec -> (policy, config)
+SPEC_POLICIES = {"masking_window": ("observation_masking", {"bounded": True})}
 EXTERNAL = {"langmem", "trim_messages"}
 LABELS = {
     "noop": "NoOp (raw history)",
     "window": "Window",
     "observation_masking": "ObservationMasking",
+    "masking_window": "ObservationMasking + window (bounded)",
     "running_summary": "RunningSummary",
     "langmem": "langmem summarize_messages",
     "trim_messages": "langchain trim_messages",
     "budget": "BudgetPolicy",
     "thinker": "ThinkerPolicy",
 }
-SUMMARY_TOKENS = FoldConfig().max_block_tokens  # one summary / block is at most this long, in every row
+SUMMARY_TOKENS = FoldConfig().max_block_tokens  # default summary size of the langmem baseline (tests)
+# langmem's running summary in the benchmark: this share of the budget beside the system message (at most
+# BudgetPolicy's memory allotment); its max_tokens is the rest, so summary + unsummarized messages peak at the budget
+LANGMEM_SUMMARY_SHARE = 0.4
 
 
 # --- the summarizer langmem gets: agentmem's extractive fold, as a LangChain chat model ----------------------
 class ExtractiveChatModel(BaseChatModel):
-    """A deterministic local chat model that answers any summarization prompt with agentmem's extractive summary
-    (identifier-like values first, then one line per step) of the conversation it is given, within
-    `max_tokens`. An existing summary quoted in the final prompt (langmem's "This is summary of the conversation so
+    """A deterministic local chat model that answers any summarization prompt with agentmem's extractive fold (a
+    short state section, then the most salient lines of the tool outputs in their original wording) of the
+    conversation it is given, within `max_tokens`. It calls no network model. An existing summary quoted in the final prompt (langmem's "This is summary of the conversation so
     far: ...") is merged in, exactly like re-folding a block. Records its own wall time in `seconds`."""
 
     max_tokens: int = SUMMARY_TOKENS
@@ -176,15 +182,21 @@ class TrimBaseline(_LangChainBaseline):
 
 
 class LangMemBaseline(_LangChainBaseline):
-    """langmem.short_term.summarize_messages with a running summary kept across rounds (its documented use),
-    max_tokens = the budget, max_summary_tokens = agentmem's block size, summarizer = ExtractiveChatModel."""
+    """langmem.short_term.summarize_messages with a running summary kept across rounds (its documented use) and
+    summarizer = ExtractiveChatModel. langmem lets unsummarized messages grow to `max_tokens` *beside* the running
+    summary, so its views peak at max_tokens + the summary. With `fit_budget` (the benchmark's setting) it gets
+    max_summary_tokens = `summary_tokens` and max_tokens = budget - summary_tokens, so it peaks at the budget like
+    every other row; otherwise max_tokens = the budget."""
 
-    def __init__(self, traj: Trajectory, budget: int):
+    def __init__(self, traj: Trajectory, budget: int, summary_tokens: int = SUMMARY_TOKENS, *,
+                 fit_budget: bool = False):
         super().__init__(traj, budget)
         from langmem.short_term import summarize_messages
 
         self._summarize = summarize_messages
-        self.model = ExtractiveChatModel(max_tokens=SUMMARY_TOKENS)
+        self.summary_tokens = summary_tokens
+        self.max_tokens = budget - summary_tokens - 3 if fit_budget else budget - 3
+        self.model = ExtractiveChatModel(max_tokens=summary_tokens)
         self.running = None
 
     def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
@@ -192,7 +204,7 @@ class LangMemBaseline(_LangChainBaseline):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # langmem warns when its own pre-trim finds no human
             result = self._summarize(list(self.lc), running_summary=self.running, model=self.model,
-                                     max_tokens=self.budget - 3, max_summary_tokens=SUMMARY_TOKENS,
+                                     max_tokens=self.max_tokens, max_summary_tokens=self.summary_tokens,
                                      token_counter=self.count_list)
         actions = []
         if result.running_summary is not None and result.running_summary is not self.running:
@@ -218,7 +230,9 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
         try:
             for traj in trajectories:
                 if name == "langmem":
-                    it = replay_views(traj, LangMemBaseline(traj, budget), carried=carried[traj.id])
+                    summary = langmem_summary_tokens(traj, budget)
+                    it = replay_views(traj, LangMemBaseline(traj, budget, summary, fit_budget=True),
+                                      carried=carried[traj.id])
                 elif name == "trim_messages":
                     it = replay_views(traj, TrimBaseline(traj, budget), carried=carried[traj.id])
                 else:
@@ -229,14 +243,34 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
 
                             thinkers[thinker_spec] = resolve_thinker(thinker_spec)
                         thinker = thinkers[thinker_spec]
-                    it = replay(traj, policy=name, budget_tokens=budget, thinker=thinker, store=store,
-                                session_id=f"{spec}:{traj.id}"[:200], carried=carried[traj.id])
+                    policy, config = SPEC_POLICIES.get(name, (name, {}))
+                    it = replay(traj, policy=policy, budget_tokens=budget, thinker=thinker, store=store,
+                                session_id=f"{spec}:{traj.id}"[:200], carried=carried[traj.id], **config)
                 for rr in it:
                     rounds.append(rr.record)
         finally:
             if store is not None:
                 store.close()
     return rounds
+
+
+def memory_allotment(traj: Trajectory, budget: int) -> int:
+    """BudgetPolicy's memory allotment for this run: memory_ratio of the budget left after the pinned task."""
+    from agentmem.policies import BudgetConfig
+
+    counter = TokenCounter(traj.model)
+    head = traj.messages[:2] if traj.messages and traj.messages[0]["role"] == "system" else traj.messages[:1]
+    pinned = sum(counter.message({k: v for k, v in m.items() if k != "id"}) for m in head)
+    return max(SUMMARY_TOKENS // 4, int((budget - pinned) * BudgetConfig().memory_ratio))
+
+
+def langmem_summary_tokens(traj: Trajectory, budget: int) -> int:
+    """langmem's summary size: LANGMEM_SUMMARY_SHARE of what the budget leaves beside the system message (which
+    langmem keeps), at most BudgetPolicy's memory allotment; below that langmem could never fit and never act."""
+    counter = TokenCounter(traj.model)
+    system = traj.messages[0] if traj.messages and traj.messages[0]["role"] == "system" else None
+    system_tokens = counter.message({k: v for k, v in system.items() if k != "id"}) if system else 0
+    return max(64, min(memory_allotment(traj, budget), int((budget - system_tokens) * LANGMEM_SUMMARY_SHARE)))
 
 
 def select(path: Path, *, min_rounds: int = 0, longest: int | None = None, limit: int | None = None
@@ -270,7 +304,8 @@ def row_of(group: str, spec: str, summary: Mapping[str, Any]) -> dict[str, Any]:
         "group": group, "spec": spec, "policy": label,
         "peak_ratio": fp["peak_ratio"], "mean_ratio": fp["mean_ratio"], "max_view": fp["max_peak_view"],
         "slope_after_80": fp.get("slope_view_after_80"), "retention": ret["retention"],
-        "retention_old": ret.get("retention_old_10"), "carried": ret["carried"], "carried_old": ret["carried_old"],
+        "retention_old": ret.get("retention_old_10"), "in_context": ret.get("in_context"),
+        "in_context_old": ret.get("in_context_old_10"), "carried": ret["carried"], "carried_old": ret["carried_old"],
         "prefix_reuse": summary["prefix_reuse"], "ms_p50": cost["ms_per_round_p50"],
         "ms_p95": cost["ms_per_round_p95"], "thinker_s_per_fold": cost["thinker_s_per_fold"],
         "invalid_views": summary.get("invalid_views", 0),
@@ -281,8 +316,9 @@ def row_of(group: str, spec: str, summary: Mapping[str, Any]) -> dict[str, Any]:
 COLUMNS = [
     ("group", "group", None), ("policy", "policy", None), ("peak view/raw", "peak_ratio", "pct"),
     ("mean view/raw", "mean_ratio", "pct"), ("max view tok", "max_view", "int"),
-    ("slope>80 tok/rd", "slope_after_80", "f1"), ("retention", "retention", "pct"),
-    ("ret. 10+ rds", "retention_old", "pct"), ("prefix reuse", "prefix_reuse", "pct"),
+    ("slope>80 tok/rd", "slope_after_80", "f1"), ("present", "retention", "pct"),
+    ("present 10+", "retention_old", "pct"), ("in context", "in_context", "pct"),
+    ("in context 10+", "in_context_old", "pct"), ("prefix reuse", "prefix_reuse", "pct"),
     ("invalid views", "invalid_views", "int"), ("ms/rd p50", "ms_p50", "f2"), ("ms/rd p95", "ms_p95", "f2"),
     ("thinker s/fold", "thinker_s_per_fold", "f1"),
 ]
@@ -321,15 +357,18 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
     groups = list(results["groups"])
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(6 * (len(groups) + 1), 5), dpi=100)
     for ax, g in zip(axes, groups, strict=False):
-        points: dict[tuple[float, float], list[str]] = {}  # rows with identical results share one label
+        points: dict[tuple[float, float, float], list[str]] = {}  # rows with identical results share one label
         for r in results["groups"][g]["rows"]:
             if r["peak_ratio"] is not None and r["retention_old"] is not None:
-                points.setdefault((round(r["peak_ratio"], 4), round(r["retention_old"], 4)), []).append(r["policy"])
-        for (x, y), names in points.items():
-            ax.scatter(x, y, s=40)
+                key = (round(r["peak_ratio"], 4), round(r["retention_old"], 4), round(r["in_context_old"] or 0, 4))
+                points.setdefault(key, []).append(r["policy"])
+        for (x, y, y_ctx), names in points.items():
+            dot = ax.scatter(x, y, s=40)
+            ax.scatter(x, y_ctx, s=40, facecolors="none", edgecolors=dot.get_facecolor())
+            ax.plot([x, x], [y_ctx, y], color=dot.get_facecolor()[0], linewidth=0.8)
             ax.annotate(" = ".join(names), (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
         ax.set_xlabel("peak view / peak raw tokens (lower is smaller)")
-        ax.set_ylabel("retention of values last seen 10+ rounds ago")
+        ax.set_ylabel("values last seen 10+ rounds ago: present (dot), in context (ring)")
         ax.set_title(f"{g}: smaller and remembers more = up-left", fontsize=10)
         ax.grid(alpha=0.3)
     # footprint of one long run under every policy
@@ -356,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--tau", type=Path, default=DATA / "taubench_airline.jsonl")
     ap.add_argument("--swe-min-rounds", type=int, default=80)
     ap.add_argument("--tau-count", type=int, default=20, help="the N longest tau-bench runs")
-    ap.add_argument("--swe-budget", type=int, default=8000)
+    ap.add_argument("--swe-budget", default="6000,8000", help="comma-separated budgets, one SWE group each")
     ap.add_argument("--tau-budget", type=int, default=4000,
                     help="tau-bench runs mostly fit in 8000 tokens; a smaller budget makes the policies act")
     ap.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated NAME[@THINKER] specs")
@@ -366,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--local-thinker", default="local", help="thinker spec for --local-subset")
     ap.add_argument("--subset-only", action="store_true", help="with --local-subset: run only that group")
     ap.add_argument("--quick", action="store_true", help="3 SWE + 5 tau runs")
+    ap.add_argument("--swe-limit", type=int, default=None, help="at most N SWE runs (the longest first)")
+    ap.add_argument("--groups", default="swe,tau", help="which datasets to run: swe, tau or both")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
 
@@ -374,36 +415,47 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     specs = []
     for spec in [s.strip() for s in args.specs.split(",") if s.strip()]:
         name, _ = parse_spec(spec)
-        if name not in EXTERNAL and name not in REGISTRY:
+        if name not in EXTERNAL and SPEC_POLICIES.get(name, (name,))[0] not in REGISTRY:
             print(f"note: policy {name!r} is not registered here; skipping {spec!r}", file=sys.stderr)
             continue
         specs.append(spec)
-    limit = 3 if args.quick else None
-    groups_def = [
-        (f"swe@{args.swe_budget}", select(args.swe, min_rounds=args.swe_min_rounds, limit=limit), args.swe_budget),
-        (f"tau@{args.tau_budget}", select(args.tau, longest=5 if args.quick else args.tau_count), args.tau_budget),
-    ]
+    limit = 3 if args.quick else args.swe_limit
+    wanted = {g.strip() for g in args.groups.split(",") if g.strip()}
+    swe_budgets = [int(b) for b in str(args.swe_budget).split(",") if b.strip()]
+    groups_def = []
+    swe_runs = select(args.swe, min_rounds=args.swe_min_rounds, limit=limit) if "swe" in wanted else []
+    if "swe" in wanted:
+        groups_def += [(f"swe@{b}", swe_runs, b) for b in swe_budgets]
+    if "tau" in wanted:
+        groups_def.append((f"tau@{args.tau_budget}", select(args.tau, longest=5 if args.quick else args.tau_count),
+                           args.tau_budget))
     local_specs: list[str] = []
-    if args.local_subset:
-        subset = sorted(groups_def[0][1], key=lambda t: (t.rounds, t.id))[: args.local_subset]
+    if args.local_subset and swe_runs:
+        subset = sorted(swe_runs, key=lambda t: (t.rounds, t.id))[: args.local_subset]
         local_specs = [s for s in (f"budget@{args.local_thinker}", f"thinker@{args.local_thinker}")
                        if parse_spec(s)[0] in REGISTRY]
-        groups_def.append((f"swe-subset{len(subset)}@{args.swe_budget}", subset, args.swe_budget))
+        groups_def.append((f"swe-subset{len(subset)}@{swe_budgets[0]}", subset, swe_budgets[0]))
         if args.subset_only:
             groups_def = groups_def[-1:]
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "summarizer": "ExtractiveChatModel: agentmem's extractive fold as a local LangChain chat model "
-                      f"(max {SUMMARY_TOKENS} tokens) for langmem; agentmem's extractive fold for the policies",
+        "summarizer": "no network model anywhere: langmem gets ExtractiveChatModel (agentmem's extractive fold as a "
+                      f"local LangChain chat model; summary {LANGMEM_SUMMARY_SHARE:.0%} of the budget, at most "
+                      "BudgetPolicy's memory allotment; max_tokens the rest); the agentmem policies use the same "
+                      "extractive fold",
         "groups": {},
     }
     thinkers: dict[str, Any] = {}
     all_rows = []
+    carried_cache: dict[str, Any] = {}
     for group, trajs, budget in groups_def:
         group_specs = specs if not group.startswith("swe-subset") else \
             [s for s in ("budget", "thinker") if s in specs] + local_specs
-        carried = {t.id: carried_values_by_round(t.messages) for t in trajs}
+        for t in trajs:
+            if t.id not in carried_cache:
+                carried_cache[t.id] = carried_values_by_round(t.messages)
+        carried = {t.id: carried_cache[t.id] for t in trajs}
         example = max(trajs, key=lambda t: (t.rounds, t.id)).id if trajs else None
         g: dict[str, Any] = {"budget": budget, "trajectories": [t.id for t in trajs],
                              "rounds": sum(t.rounds for t in trajs), "rows": [], "per_spec": {}, "example": example,

@@ -1,8 +1,13 @@
 """BudgetPolicy: keep the view under a token budget with as few, as large interventions as possible.
 
-Between a high watermark (the budget) and a low one, nothing happens; crossing the high one evicts oversized old
-tool outputs, then folds the oldest finished rounds in one large chunk down to the low watermark. Large, rare
-folds keep the view's prefix unchanged for long stretches, which provider prompt caches and KV caches reuse.
+The view is pinned task + memory (blocks) + recent raw rounds. The memory gets an explicit allotment: a share
+(`memory_ratio`) of what the budget leaves after the pinned task. Nothing happens under the budget; crossing it
+evicts oversized old tool outputs, then folds the oldest raw rounds in one large chunk into a new block sized by
+the room left in the allotment, until only `keep_ratio` of that space is raw. When the allotment is full, the
+newest blocks (as few as needed) are merged with the new rounds into one block (their lines compete by score
+again, nothing is summarised twice); older blocks stay where they are.
+Large, rare folds and blocks that stay in place keep the view's prefix unchanged for long stretches, which
+provider prompt caches and KV caches reuse.
 Above a soft watermark a thinking fold can be planned ahead and run in the background (see MemorySession).
 With auto_recall, the newest messages are used as a query over the archive each round, so values from folded or
 evicted spans come back when the conversation turns to them again.
@@ -29,12 +34,27 @@ class BudgetConfig(PolicyConfig):
     low_ratio: float = Field(default=0.6, gt=0.05, lt=1, description="Fold down to this share of the budget.")
     soft_ratio: float = Field(default=0.85, gt=0.05, le=1,
                               description="Above this share a thinking fold is planned ahead (background).")
-    keep_recent_rounds: int = Field(default=4, ge=1, description="Newest assistant turns never folded or evicted.")
+    keep_recent_rounds: int = Field(default=2, ge=1, description="Newest assistant turns never folded or evicted.")
     evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
     fold_mode: Literal["extractive", "think"] = "extractive"
-    block_tokens: int = Field(default=500, ge=32, description="Expected size of one block (for planning).")
-    merge_blocks_ratio: float = Field(default=0.3, gt=0, le=1,
-                                      description="Re-fold leading blocks once they hold this share of the budget.")
+    block_tokens: int = Field(default=500, ge=32, description="Expected size of a thinking block (for planning).")
+    memory_ratio: float = Field(default=0.7, gt=0, lt=1,
+                                description="Share of the budget left after the pinned task that blocks may hold.")
+    keep_ratio: float = Field(default=0.05, gt=0, lt=1,
+                              description="Share of that space left to raw rounds right after a fold.")
+    max_block_share: float = Field(default=0.7, gt=0, le=1,
+                                   description="A new block is at most this share of the raw tokens it replaces.")
+    max_new_block_ratio: float = Field(default=0.4, gt=0, le=1,
+                                       description="A new (unmerged) block holds at most this share of the allotment, "
+                                                   "so no early block can hog the memory.")
+    min_memory_ratio: float = Field(default=0.5, ge=0, le=1,
+                                    description="Memory gives way to large newest rounds down to this share of "
+                                                "its allotment, no further.")
+    merge_share: float = Field(default=0.6, gt=0, le=1,
+                               description="A merged block takes this share of the room it frees.")
+    min_new_block_ratio: float = Field(default=0.25, gt=0, le=1,
+                                       description="Merge the blocks when less than this share of the allotment "
+                                                   "is left for a new one.")
     auto_recall: bool = Field(default=False, description="Query the archive with the newest messages each round.")
     recall_tokens: int = Field(default=300, ge=32, description="Budget of one auto-recalled snippet.")
 
@@ -44,6 +64,8 @@ class BudgetConfig(PolicyConfig):
             raise ValueError("block_tokens must be well below budget_tokens * low_ratio")
         if self.soft_ratio < self.low_ratio:
             raise ValueError("soft_ratio must not be below low_ratio")
+        if self.memory_ratio + self.keep_ratio >= 0.95:
+            raise ValueError("memory_ratio + keep_ratio must leave room for new rounds between folds")
         return self
 
 
@@ -69,7 +91,7 @@ class BudgetPolicy(Policy):
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
         actions: list[Action] = []
         if view.tokens > cfg.budget_tokens:
-            actions.extend(self.plan(view, target=int(cfg.budget_tokens * cfg.low_ratio)))
+            actions.extend(self.plan(view))
         if cfg.auto_recall and any(isinstance(it, (BlockItem, StubItem)) for it in view.items):
             query = recall_query(view)
             last = view.items[-1] if view.items else None
@@ -82,17 +104,23 @@ class BudgetPolicy(Policy):
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
         if cfg.fold_mode != "think" or view.tokens <= cfg.budget_tokens * cfg.soft_ratio:
             return None
-        target = int(cfg.budget_tokens * cfg.low_ratio)
-        folds = [a for a in self.plan(view, target=target, evict=False) if isinstance(a, FoldAction)]
+        folds = [a for a in self.plan(view, evict=False, over=int(cfg.budget_tokens * cfg.soft_ratio))
+                 if isinstance(a, FoldAction)]
         return folds[0] if folds else None
 
-    def plan(self, view: View, *, target: int, evict: bool = True) -> list[Action]:
-        """Evictions and one fold that bring the view down to about `target` tokens."""
+    def plan(self, view: View, *, target: int | None = None, evict: bool = True,
+             over: int | None = None) -> list[Action]:
+        """Evictions and one fold that leave the memory within its allotment and `keep_ratio` of the space raw.
+
+        `target` (tokens) overrides how many raw tokens may stay after the fold; the fold is planned only when the
+        view (after evictions) exceeds `over` (default: the budget; plan_ahead uses the soft watermark)."""
         cfg: BudgetConfig = self.config  # type: ignore[assignment]
         head = pinned_head(view)
         recent = recent_start(view, cfg.keep_recent_rounds)
         newest = recent_start(view, 1)
-        projected = view.tokens
+        space = max(0, cfg.budget_tokens - sum(it.tokens for it in view.items[:head]))
+        allotment = max(64, int(space * cfg.memory_ratio))
+        raw_keep = int(space * cfg.keep_ratio) if target is None else target
         actions: list[Action] = []
         saved: dict[str, int] = {}
         # oversized outputs go first, from the recent rounds too (only the newest round is untouchable): large
@@ -102,29 +130,74 @@ class BudgetPolicy(Policy):
         if big and evict:
             for it in big:
                 saved[it.key] = it.tokens - 60
-                projected -= saved[it.key]
             actions.append(EvictAction(ids=tuple(it.key for it in big), reason="oversized tool outputs"))
-        if projected <= target or recent <= head:
+        if view.tokens - sum(saved.values()) <= (cfg.budget_tokens if over is None else over) or recent <= head:
             return actions
-        # leading blocks stay put (stable prefix) until together they hold too much of the budget
+        # leading blocks stay put (stable prefix) while the allotment has room for a new block; when it has not,
+        # the newest blocks are merged with the new rounds (the fewest needed), so the oldest stay in place
         start = head
-        block_total = 0
+        blocks: list[tuple[int, int]] = []
         while start < recent and isinstance(view.items[start], BlockItem):
-            block_total += view.items[start].tokens
+            blocks.append((start, view.items[start].tokens))
             start += 1
-        if block_total > cfg.budget_tokens * cfg.merge_blocks_ratio:
-            start = head
-        span: list[str] = []
-        span_tokens = 0
+        room = allotment - sum(t for _i, t in blocks)
+        first = start
+        while blocks and room < allotment * cfg.min_new_block_ratio:
+            first, tokens = blocks.pop()
+            room += tokens
+        raw_left = sum(it.tokens - saved.get(it.key, 0) for it in view.items[start:])
+        raw_span: list[str] = []
+        span_raw = 0
         for ustart, uend in view.units():
             if ustart < start or uend > recent:
                 continue
             for it in view.items[ustart:uend]:
-                span.append(it.key)
-                span_tokens += it.tokens - saved.get(it.key, 0)
-            if projected - span_tokens + cfg.block_tokens <= target:
+                raw_span.append(it.key)
+                size = it.tokens - saved.get(it.key, 0)
+                span_raw += size
+                raw_left -= size
+            if raw_left <= raw_keep:
                 break
-        # folding one item into a block of the same size gains nothing
-        if len(span) >= 2 or (span and span_tokens > cfg.block_tokens * 2):
-            actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, reason="over budget"))
+        base = view.tokens - sum(saved.values()) - span_raw + 60  # the view after the fold, without its memory
+
+        def sized(first: int, room: int) -> tuple[int, int]:
+            """(block size, tokens over budget) when the blocks from `first` on are merged into the new block."""
+            merge = first < start
+            size = int(room * cfg.merge_share) if merge else \
+                min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
+            kept = sum(it.tokens for it in view.items[head:first])
+            return size, base - sum(it.tokens for it in view.items[head:start]) + kept + size - cfg.budget_tokens
+
+        size, overshoot = sized(first, room)
+        # when the newest rounds are large, memory gives way (more blocks merged, a smaller block) rather than the
+        # view overshooting the budget
+        floor = int(allotment * cfg.min_memory_ratio)
+        while overshoot > 0 and blocks and sum(t for _i, t in blocks[:-1]) >= floor:
+            first, tokens = blocks.pop()
+            room += tokens
+            size, overshoot = sized(first, room)
+        if overshoot > 0:
+            kept = sum(it.tokens for it in view.items[head:first])
+            size = max(min(size, floor - kept), size - overshoot)  # beyond the floor the budget guard acts
+        merge = first < start
+        span = [it.key for it in view.items[first:start]] + raw_span
+        if span_raw == 0 and not (merge and len(span) >= 2):
+            return actions
+        if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
+            actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
+                                      reason="memory allotment full: merge the newest blocks" if merge
+                                      else "over budget"))
+        return actions
+        # a merged block leaves part of the room free, so the next folds append instead of merging again
+        size = int(room * cfg.merge_share) if merge else \
+            min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
+        # when the newest rounds are large, memory gives way for this fold rather than the view overshooting
+        merged = sum(it.tokens for it in view.items[first:start])
+        overshoot = view.tokens - sum(saved.values()) - span_raw - merged + size + 60 - cfg.budget_tokens
+        if overshoot > 0:
+            size -= overshoot
+        if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
+            actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
+                                      reason="memory allotment full: merge the newest blocks" if merge
+                                      else "over budget"))
         return actions

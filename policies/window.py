@@ -22,8 +22,8 @@ from .base import Policy, PolicyConfig, PolicyContext, pinned_head, recent_start
 
 __all__ = ["WindowPolicy", "WindowConfig", "WINDOW_FOLD_CONFIG"]
 
-# A pointer block: the header (ids + how to recall) and a line or two of steps, no values.
-WINDOW_FOLD_CONFIG = FoldConfig(max_block_tokens=32, max_values=0)
+# A pointer block: the header (ids + how to recall) and at most a line or two.
+WINDOW_FOLD_CONFIG = FoldConfig(max_block_tokens=32)
 
 
 class WindowConfig(PolicyConfig):

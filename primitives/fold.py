@@ -1,34 +1,48 @@
 """fold: a span of finished rounds becomes one block; the originals stay in the store, recallable.
 
-Without a model the block is extractive and structured (what was done, outcomes, and the identifiers, paths,
-numbers and errors that appeared), so values survive a fold even with no thinker at all.
+Without a model the block is extractive and content-aware (agentmem.salience), for any agent:
+- a short **state** section derived from the trajectory: what was done (calls with an effect: edits, writes, API
+  calls that change something), what failed (with its error line), what the agent noted, what is still open;
+- **lines** from tool outputs in their original wording (JSON as one line per entity with its fields), ranked by
+  salience (terms the agent itself referred to, rare terms, locations/definitions/errors/test results, recency),
+  grouped under the call that printed them, never repeating a line another block already holds.
+Re-folding blocks merges them: their lines compete again by score with the new ones, instead of being summarised a
+second time. The block size comes from the action (the policy's allotment for memory) or the config.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentmem.salience import Candidate, is_noise, output_lines, select, terms
 from agentmem.tokens import TokenCounter
-from agentmem.values import ERROR_LINE, extract_values
-from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, View, apply_event
-from ._common import fit_to_budget, item_text, span_items, tool_names, values_line
+from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, StubItem, View, apply_event
+from ._common import fit_to_budget, item_text, span_items, tool_names
 
-__all__ = ["FoldConfig", "fold", "extractive_summary", "block_header"]
+__all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "STATE_HEAD", "LINES_HEAD"]
+
+STATE_HEAD = "## state (oldest first)"
+LINES_HEAD = "## lines kept from tool outputs (original wording, grouped by the call that printed them)"
+_GROUP = "» "
+_CATEGORIES = ("done", "failed", "notes", "open")
 
 
 class FoldConfig(BaseModel):
-    """How big a block may be and what the extractive summary keeps."""
+    """How big a block may be (when the action names no size) and how it is split."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_block_tokens: int = Field(default=500, ge=32, description="Hard cap on the block's text, counted.")
-    max_values: int = Field(default=80, ge=0, description="Identifier-like values listed in the block.")
-    value_share: float = Field(default=0.4, gt=0, le=1,
-                               description="Share of the budget kept for values the step lines did not show.")
+    max_block_tokens: int = Field(default=500, ge=32, description="Block body size when the action names none.")
+    max_values: int = Field(default=200, ge=0, description="Most lines kept from tool outputs (each with the values "
+                            "it holds, in context); 0 keeps the state section only.")
+    state_share: float = Field(default=0.15, gt=0, le=1, description="Most of the body the state section may use.")
+    max_line_chars: int = Field(default=200, ge=40, description="Kept lines longer than this are cut.")
+    max_note_chars: int = Field(default=160, ge=40, description="Notes and outcomes in the state are cut to this.")
 
 
 def block_header(key: str, kind: str, items: Sequence[Item]) -> str:
@@ -38,121 +52,294 @@ def block_header(key: str, kind: str, items: Sequence[Item]) -> str:
             f"call recall_memory with ids=[\"{key}\"] or a query to read the originals]")
 
 
-def _compact(text: str, long_chars: int = 60) -> str:
-    """JSON observations without whitespace and with long text fields shortened; other text flattened."""
+# --- reading the span ---------------------------------------------------------------------------------------
+_EFFECT_VERBS = frozenset("""create update write edit send book cancel delete remove modify transfer add set post put
+    pay submit apply insert move rename save exchange upgrade change reply accept decline approve reset upload
+    commit patch replace append install deploy assign close open mark""".split())
+_SHELL_EFFECT = re.compile(r"\bsed\s+-i|(?<![0-9&<>])>>?\s*[\w./~\"']|\btee\b|\bmv\s|\bcp\s|\brm\s|\bmkdir\b|"
+                           r"\btouch\b|\bgit\s+(?:apply|checkout|commit|stash|reset|am|restore)\b|\bpatch\b|"
+                           r"\bpip\s+install\b|open\([^)]*[\"'][wa]\+?[\"']|\.write(?:_text)?\(|<<\s*['\"]?\w+")
+_EXIT = re.compile(r"<returncode>\s*([1-9]\d*)\s*</returncode>|\bexit (?:code|status)\s*:?\s*([1-9]\d*)", re.I)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_FAILED = re.compile(r"^Traceback \(most recent call last\)|^\s*(?:[\w.]+(?:Error|Exception)|FAIL(?:ED)?|fatal|"
+                     r"error|ERROR)\b:?|\bNo such file\b|\bcommand not found\b|\bPermission denied\b|"
+                     r"\bnot found\b|\b(?:Error|Exception): ")
+_TAG = re.compile(r"</?\w+>")
+_STATUS = re.compile(r"<returncode>\s*(\d+)\s*</returncode>|\bexit (?:code|status)\s*:?\s*(\d+)", re.I)
+_CAPS = {"open": 3, "failed": 6, "done": 10, "notes": 6}
+
+
+def _arg_strings(arguments: str) -> list[str]:
     try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return " ".join(text.split())
-
-    def shrink(o: Any) -> Any:
-        if isinstance(o, dict):
-            return {k: shrink(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [shrink(v) for v in o]
-        if isinstance(o, str) and len(o) > long_chars:
-            return o[: long_chars - 1] + "…"
-        return o
-
-    return json.dumps(shrink(obj), ensure_ascii=False, separators=(",", ":"))
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return [arguments]
+    if isinstance(parsed, dict):
+        return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in parsed.values()]
+    return [json.dumps(parsed, ensure_ascii=False)]
 
 
-def _groups(items: Sequence[Item], names: dict[str, str]) -> list[tuple[str, int]]:
-    """One line per unit (a call with its results, a user turn, a nested block) with the tokens it stood for."""
-    out: list[tuple[str, int]] = []
-    for it in items:
+def _call_label(name: str, arguments: str, max_chars: int = 140) -> str:
+    """`name: the command` for a single string argument, else `name(k=v, …)`; one line, cut."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        parsed = arguments
+    if isinstance(parsed, dict) and len(parsed) == 1 and isinstance(next(iter(parsed.values())), str):
+        text = f"{name}: " + " ".join(next(iter(parsed.values())).split())
+    elif isinstance(parsed, dict):
+        text = f"{name}(" + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in parsed.items()) + ")"
+    else:
+        text = f"{name}({' '.join(str(parsed).split())})"
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def _has_effect(name: str, arguments: str) -> bool:
+    words = set(re.split(r"[^a-z]+", name.lower()))
+    if words & _EFFECT_VERBS:
+        return True
+    return any(_SHELL_EFFECT.search(s) for s in _arg_strings(arguments) if len(s) < 20000)
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _failure(text: str) -> str | None:
+    """The line that says an output failed (an error line, or a non-zero exit code), else None."""
+    lines = [ln for ln in (" ".join(r.split()) for r in text.splitlines()) if ln and not is_noise(ln)]
+    status = _STATUS.search(text)
+    if status and int(status.group(1) or status.group(2)) == 0:
+        return None  # the tool says it succeeded: an "Error" in the code it printed is not a failure
+    errors = [ln for ln in lines if _FAILED.search(ln) and not ln.startswith("Traceback")]
+    if errors:
+        return errors[-1]  # a traceback ends with the message that names the problem
+    m = _EXIT.search(text)
+    if m:
+        rest = [ln for ln in lines if not _EXIT.search(ln)]
+        return f"exit code {m.group(1) or m.group(2)}" + (f": {rest[-1]}" if rest else " (no output)")
+    return None
+
+
+def _notes(content: str, max_chars: int) -> list[str]:
+    """The sentences of an agent's text that state something (not its narration of the next step)."""
+    out = []
+    for sent in _SENTENCE.split(" ".join(content.split())):
+        low = sent.lower()
+        if len(sent) < 20 or low.startswith(("let me", "now let me", "let's", "i'll", "i will", "now i'll")):
+            continue
+        out.append(_cut(sent, max_chars))
+    return out[:2]
+
+
+def _parse_block(text: str) -> tuple[dict[str, list[str]], list[tuple[str | None, list[str]]]]:
+    """State entries by category and (group header, lines) of a block written by this fold; a block of any other
+    shape (a thinker's notes) yields its lines as one headerless group."""
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    state: dict[str, list[str]] = {c: [] for c in _CATEGORIES}
+    groups: list[tuple[str | None, list[str]]] = []
+    if STATE_HEAD not in body and LINES_HEAD not in body:
+        kept = [ln for ln in body.splitlines() if ln.strip()]
+        return state, ([(None, kept)] if kept else [])
+    section, category = "", ""
+    for line in body.splitlines():
+        if line == STATE_HEAD:
+            section = "state"
+        elif line == LINES_HEAD:
+            section = "lines"
+        elif section == "state":
+            if line.endswith(":") and line[:-1] in state:
+                category = line[:-1]
+            elif line.startswith("- ") and category:
+                state[category].append(line[2:])
+        elif section == "lines" and line.strip():
+            if line.startswith(_GROUP):
+                groups.append((line[len(_GROUP):], []))
+            elif groups:
+                groups[-1][1].append(line)
+            else:
+                groups.append((None, [line]))
+    return state, groups
+
+
+def referenced_terms(view: View) -> set[str]:
+    """Terms the agent wrote itself (its text and call arguments) anywhere in the view."""
+    out: set[str] = set()
+    for it in view.items:
+        msg = getattr(it, "message", None)
+        if msg is not None and msg.role == "assistant":
+            if isinstance(msg.content, str):
+                out |= terms(msg.content)
+            for tc in msg.tool_calls:
+                for s in _arg_strings(tc.arguments):
+                    out |= terms(s[:20000])
+    return out
+
+
+def _other_block_lines(view: View, span: Sequence[str]) -> set[str]:
+    inside = set(span)
+    out: set[str] = set()
+    for it in view.items:
+        if isinstance(it, BlockItem) and it.key not in inside:
+            _state, groups = _parse_block(it.text)
+            for _h, lines in groups:
+                out.update(lines)
+    return out
+
+
+def extractive_summary(items: Sequence[Item], names: dict[str, str], config: FoldConfig,
+                       counter: TokenCounter, *, budget: int | None = None, referenced: Iterable[str] | None = None,
+                       elsewhere: Iterable[str] = ()) -> list[str]:
+    """The block body within `budget` tokens: the state section, then the best lines by salience.
+
+    Args:
+        referenced: terms the agent referred to (default: those in the span's own assistant messages).
+        elsewhere: lines other blocks already hold (never repeated).
+    """
+    budget = config.max_block_tokens if budget is None else budget
+    names = dict(names)
+    refs = set(referenced) if referenced is not None else set()
+    state: dict[str, list[tuple[float, str]]] = {c: [] for c in _CATEGORIES}
+    headers: list[str | None] = []
+    candidates: list[Candidate] = []
+    calls: dict[str, tuple[str, bool]] = {}  # tool_call_id -> (label, has effect)
+    last_failed: dict[str, str] = {}
+    n = max(1, len(items))
+    skip = set(elsewhere)
+    for idx, it in enumerate(items):
+        order = idx / n
         if isinstance(it, BlockItem):
-            body = it.text.split("\n", 1)[1] if "\n" in it.text else ""
-            kept = [ln for ln in body.splitlines() if ln.strip() and not ln.startswith("values:")]
-            if kept:
-                out.append(("\n".join(kept), it.tokens))
+            old_state, groups = _parse_block(it.text)
+            for cat, entries in old_state.items():
+                if cat != "open":  # an older block's open items are superseded by what followed
+                    state[cat].extend((order, e) for e in entries)
+            for header, lines in groups:
+                headers.append(header)
+                g = len(headers) - 1
+                for k, line in enumerate(lines):
+                    if line not in skip:
+                        candidates.append(Candidate(line, g, order + k * 1e-6, counter.text(line + "\n")))
             continue
         msg = getattr(it, "message", None)
         if msg is None:  # a recalled snippet folded again: its sources are still in the archive
             continue
-        text = item_text(it)
         if msg.role == "assistant":
-            calls = "; ".join(f"{tc.name}({_args(tc.arguments)})" for tc in msg.tool_calls)
-            content = msg.content if isinstance(msg.content, str) else ""
-            said = " ".join(content.split())  # notes an agent writes beside its calls are state too
-            if calls:
-                out.append((f"- call {calls}" + (f" — said: {said}" if said else ""), it.tokens))
-            else:
-                out.append((f"- assistant: {said}", it.tokens))
+            if referenced is None:
+                for tc in msg.tool_calls:
+                    for s in _arg_strings(tc.arguments):
+                        refs |= terms(s[:20000])
+            for tc in msg.tool_calls:
+                names[tc.id] = tc.name
+                calls[tc.id] = (_call_label(tc.name, tc.arguments), _has_effect(tc.name, tc.arguments))
+            if isinstance(msg.content, str) and msg.content.strip():
+                if referenced is None:
+                    refs |= terms(msg.content)
+                state["notes"].extend((order, s) for s in _notes(msg.content, config.max_note_chars))
         elif msg.role == "tool":
-            name = names.get(msg.tool_call_id or "", msg.name or "tool")
-            errors = [ln for ln in text.splitlines() if ERROR_LINE.search(ln)]
-            line = f"  → {name}: {_compact(text)}"
-            if errors:  # errors are what later steps most often need: flagged on a line of their own
-                line = f"  ! {name} error: {' '.join(errors[0].split())}\n" + line
-            if out and out[-1][0].startswith("- ") and not out[-1][0].startswith("- assistant"):
-                prev, toks = out.pop()
-                out.append((prev + "\n" + line, toks + it.tokens))
+            text = item_text(it) if isinstance(it, MessageItem | StubItem) else ""
+            label, effect = calls.get(msg.tool_call_id or "", (names.get(msg.tool_call_id or "", msg.name or "tool"),
+                                                               False))
+            failure = _failure(text)
+            if failure:
+                state["failed"].append((order, f"{_cut(label, 100)} → {_cut(failure, config.max_note_chars)}"))
+                last_failed[label] = failure
             else:
-                out.append((line, it.tokens))
+                last_failed.pop(label, None)
+                if effect:
+                    outcome = next((ln for ln in output_lines(text, max_chars=config.max_note_chars)
+                                    if re.search(r"[A-Za-z]", _TAG.sub("", ln))), "ok" if text.strip() else "(no output)")
+                    state["done"].append((order, f"{_cut(label, 120)} → {_cut(outcome, 80)}"))
+            headers.append(label)
+            g = len(headers) - 1
+            lines = output_lines(text, max_chars=config.max_line_chars)
+            for k, line in enumerate(lines):
+                if line not in skip:
+                    candidates.append(Candidate(line, g, order + k * 1e-6, counter.text(line + "\n")))
         elif msg.role == "user":
-            out.append(("- user: " + " ".join(text.split()), it.tokens))
-    return out
+            text = " ".join(item_text(it).split())
+            if text:
+                state["notes"].append((order, "user: " + _cut(text, config.max_note_chars)))
+    for label, failure in last_failed.items():
+        state["open"].append((1.0, f"{_cut(label, 100)} still failing: {_cut(failure, 100)}"))
+    state_lines = _state_section(state, int(budget * config.state_share), counter)
+    used = counter.text("\n".join(state_lines) + "\n") if state_lines else 0
+    line_section = _line_section(candidates, headers, refs, budget - used, counter, config.max_values)
+    return fit_to_budget(state_lines + line_section, budget, counter)
 
 
-def _cut_clean(text: str, budget: int, counter: TokenCounter) -> str:
-    """At most `budget` tokens of `text`, cut back to a separator so no value is left half-written."""
-    if counter.text(text) <= budget:
-        return text
-    from ._common import _cut_tokens
+def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, counter: TokenCounter) -> list[str]:
+    """Newest entries first until the budget is spent, rendered oldest first per category."""
+    entries = [(order, cat, text) for cat in _CATEGORIES for order, text in dict.fromkeys(state[cat])]
+    if not entries or budget < 16:
+        return []
+    seen: set[str] = set()
+    chosen: list[tuple[float, str, str]] = []
+    used = counter.text(STATE_HEAD + "\n") + 4 * len(_CATEGORIES)
+    priority = {"open": 0, "failed": 1, "done": 2, "notes": 3}
+    taken = dict.fromkeys(_CATEGORIES, 0)
+    for order, cat, text in sorted(entries, key=lambda e: (priority[e[1]], -e[0])):
+        if text in seen or taken[cat] >= _CAPS[cat]:
+            continue
+        taken[cat] += 1
+        cost = counter.text("- " + text + "\n")
+        if used + cost > budget:
+            continue
+        seen.add(text)
+        used += cost
+        chosen.append((order, cat, text))
+    out = [STATE_HEAD]
+    for cat in _CATEGORIES:
+        picked = sorted((e for e in chosen if e[1] == cat), key=lambda e: e[0])
+        if picked:
+            out.append(cat + ":")
+            out.extend("- " + text for _o, _c, text in picked)
+    return out if len(out) > 1 else []
 
-    cut = _cut_tokens(text, max(0, budget - 2), counter)
-    stop = max(cut.rfind(c) for c in ",;} ]\n")
-    return (cut[:stop] if stop > len(cut) // 2 else cut).rstrip() + " …"
 
+def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None], refs: set[str], budget: int,
+                  counter: TokenCounter, max_lines: int) -> list[str]:
+    """The lines `salience.select` keeps (a group's header is paid for by its first line), in original order."""
+    if not candidates or budget < 24 or max_lines <= 0:
+        return []
+    header_cost: dict[int, int] = {}
 
-def _args(arguments: str) -> str:
-    try:
-        parsed = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        return arguments
-    if isinstance(parsed, dict):
-        return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in parsed.items())
-    return json.dumps(parsed, ensure_ascii=False)
+    def extra(group: int, opened: set[int]) -> int:
+        if group in opened or headers[group] is None:
+            return 0
+        if group not in header_cost:
+            header_cost[group] = counter.text(_GROUP + str(headers[group]) + "\n")
+        return header_cost[group]
 
-
-def extractive_summary(items: Sequence[Item], names: dict[str, str], config: FoldConfig,
-                       counter: TokenCounter, *, budget: int | None = None) -> list[str]:
-    """The structured summary within `budget` tokens: one line per unit, in order, each with a share of the budget
-    proportional to what it stood for (calls with their compacted results, so values keep their attribution),
-    then the identifier-like values that did not fit in those lines."""
-    budget = config.max_block_tokens if budget is None else budget
-    groups = _groups(items, names)
-    value_budget = int(budget * config.value_share)
-    line_budget = budget - value_budget
-    total = sum(t for _, t in groups) or 1
-    floor = 12
-    lines: list[str] = []
-    for text, toks in groups:
-        share = max(floor, int(line_budget * toks / total))
-        lines.append(_cut_clean(text, share, counter))
-    lines = fit_to_budget(lines, line_budget, counter)
-    written = "\n".join(lines)
-    source = "\n".join(item_text(it) for it in items)
-    missing = [v for v in extract_values(source, limit=config.max_values * 2) if v not in written]
-    used = counter.text(written + "\n") if lines else 0
-    return lines + values_line(missing[: config.max_values], budget - used, counter)
+    chosen = select(candidates, refs, budget - counter.text(LINES_HEAD + "\n"), extra)[:max_lines]
+    out = [LINES_HEAD]
+    current = -1
+    for c in sorted(chosen, key=lambda c: (c.group, c.order)):
+        if c.group != current:
+            current = c.group
+            if headers[c.group] is not None:
+                out.append(_GROUP + str(headers[c.group]))
+        out.append(c.text)
+    return out if len(out) > 1 else []
 
 
 def fold(view: View, *, span: Sequence[str], counter: TokenCounter, config: FoldConfig = FoldConfig(),
-         text: str | None = None, kind: str = "fold", meta: dict[str, Any] | None = None) -> tuple[View, Event]:
+         text: str | None = None, kind: str = "fold", meta: dict[str, Any] | None = None,
+         block_tokens: int | None = None) -> tuple[View, Event]:
     """Replace the units named by `span` (item keys) with one block. Pure: `view` is not changed.
 
     Args:
-        text: the block body from a thinker; None for the extractive summary.
+        text: the block body from a thinker; None for the extractive block.
         kind: "fold", or "summarize" when called by summarize_by_thinking.
+        block_tokens: the body's size (the policy's allotment); default `config.max_block_tokens`.
     """
     items = span_items(view, span)
     key = f"blk-{view.next_seq}"
     header = block_header(key, kind, items)
-    budget = config.max_block_tokens
+    budget = block_tokens or config.max_block_tokens
     if text is None:
-        body = extractive_summary(items, tool_names(view), config, counter, budget=budget)
+        body = extractive_summary(items, tool_names(view), config, counter, budget=budget,
+                                  referenced=referenced_terms(view), elsewhere=_other_block_lines(view, span))
     else:
         body = fit_to_budget(text.strip().splitlines(), budget, counter)
     block_text = header + ("\n" + "\n".join(body) if body else "")

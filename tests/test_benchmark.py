@@ -34,7 +34,7 @@ def test_extractive_chat_model_summarizes_and_merges_an_existing_summary(bench):
     model = bench.ExtractiveChatModel(max_tokens=500)
     span = convert_to_messages(_traj(3).messages[2:])
     first = model.invoke(span + [HumanMessage("Create a summary of the conversation above:")]).content
-    assert "values:" in first and "/data/invoices/0_0.json" in first
+    assert "## lines kept" in first and "/data/invoices/0_0.json" in first
     prompt = f"This is summary of the conversation so far: {first}\n\nExtend this summary by taking into account"
     again = model.invoke(convert_to_messages(_traj(5).messages[8:]) + [HumanMessage(prompt)]).content
     assert "/data/invoices/0_0.json" in again and "/data/invoices/4_0.json" in again
@@ -79,7 +79,10 @@ def test_tiny_benchmark_run(bench, tmp_path, capsys):
     assert [r["spec"] for r in rows] == ["noop", "window", "langmem", "trim_messages", "budget"]
     noop = rows[0]
     assert noop["peak_ratio"] == 1.0 and noop["prefix_reuse"] > 0.9
-    assert all(r["peak_ratio"] < 0.5 for r in rows[1:])
+    # langmem's summary (as large as BudgetPolicy's memory) comes on top of what it keeps: it overshoots
+    assert all(r["peak_ratio"] < (0.6 if r["spec"] == "langmem" else 0.5) for r in rows[1:]), \
+        [(r["spec"], r["peak_ratio"]) for r in rows]
+    assert all(r["in_context_old"] is None or r["in_context_old"] <= r["retention_old"] for r in rows)
     assert {"benchmark.json", "benchmark.md", "benchmark.png"} <= {p.name for p in out.iterdir()}
     assert "| swe@3000 | BudgetPolicy |" in (out / "benchmark.md").read_text()
 

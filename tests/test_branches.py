@@ -256,3 +256,43 @@ def test_record_response_at_an_explicit_point(any_store, session_id):
     s.record_response({"role": "assistant", "content": "two"}, at=BranchPoint(s.branch, 2))  # recorded already
     assert [b.length for b in any_store.branches(session_id)] == [3, 3]
     assert any_store.message_count(session_id) == 4
+
+
+def test_many_sessions_many_coroutines(any_store, session_id):
+    """5 sessions × 3 concurrent coroutines each, 3 rounds each: every call answered, every reply stored."""
+    async def model(model=None, messages=(), tools=None, **kw):
+        await asyncio.sleep(0.01)
+        return make_response(f"r{len(messages)}-{time.perf_counter_ns()}")
+
+    memories = [AgentMemory(acompletion=model, store=any_store, session_id=f"{session_id}-{i}", policy="noop")
+                for i in range(5)]
+
+    async def agent(memory, k):
+        history = [SYSTEM, {"role": "user", "content": f"coroutine {k}"}]
+        for _ in range(3):
+            reply = (await memory.acompletion(model="m", messages=history))["choices"][0]["message"]
+            history += [reply, {"role": "user", "content": "more"}]
+        return history
+
+    async def main():
+        return await asyncio.gather(*(agent(m, k) for m in memories for k in range(3)))
+
+    histories = asyncio.run(main())
+    for i, memory in enumerate(memories):
+        stored = {s.message.content for s in any_store.archive(memory.session_id) if s.message.role == "assistant"}
+        replies = {m["content"] for h in histories[3 * i:3 * i + 3] for m in h if m["role"] == "assistant"}
+        assert replies <= stored and len(replies) == 9
+        check_tree(any_store, memory.session_id)
+
+
+def test_langchain_message_objects_edited_in_place_are_seen(any_store, session_id):
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    s = MemorySession(any_store, session_id, policy=NoOpPolicy())
+    history = [SystemMessage(content="sys"), HumanMessage(content="my card is 4111"), AIMessage(content="ok"),
+               HumanMessage(content="next")]
+    s.prepare(history)
+    assert s.prepare(history) and s.branch == 0  # the same objects again: nothing to do
+    history[1].content = "my card is [redacted]"
+    view = s.prepare(history)
+    assert view[1]["content"] == "my card is [redacted]" and s.branch == 1

@@ -35,7 +35,8 @@ def test_replay_writes_rounds_summary_plot_and_exact_views(tmp_path, small_file)
     res = runner.invoke(app, ["replay", str(path), "--policy", "budget", "--budget", "2500", "--out", str(out),
                               "--dump-views", "--quiet"])
     assert res.exit_code == 0, res.output
-    assert "carried-value retention" in res.output and "prefix reuse" in res.output
+    assert "carried values present in the view" in res.output and "prefix reuse" in res.output
+    assert "in context" in res.output
     rounds = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
     assert len(rounds) == swe.rounds + tau.rounds
     keys = {"trajectory", "round", "raw_tokens", "view_tokens", "actions", "bookkeeping_ms", "thinker_ms"}

@@ -12,6 +12,8 @@ from agentmem.metrics import (
     cost,
     dict_text,
     footprint,
+    metric_tokens,
+    plain_words,
     prefix_reuse,
     retention,
     slope,
@@ -39,12 +41,43 @@ TRAJ = [
 
 def test_text_and_call_values_handle_both_tool_call_shapes():
     flat = {"role": "assistant", "content": "x",
-            "tool_calls": [{"id": "c", "name": "f", "arguments": "{\"p\": \"a/b.py\"}"}]}
-    assert "a/b.py" in dict_text(flat) and call_values(flat) == ["a/b.py"]
+            "tool_calls": [{"id": "c", "name": "f", "arguments": "{\"p\": \"src/ab.py\"}"}]}
+    assert "src/ab.py" in dict_text(flat) and call_values(flat) == ["src/ab.py"]
     assert call_values(TRAJ[7]) == ["card_7788", "voucher_5521", "ABC123"]
     assert dict_text({"role": "user", "content": [{"type": "text", "text": "hi 1234"}]}) == "hi 1234"
-    bad = {"role": "assistant", "tool_calls": [{"id": "c", "name": "f", "arguments": "not json 9999"}]}
-    assert call_values(bad) == ["9999"]
+    bad = {"role": "assistant", "tool_calls": [{"id": "c", "name": "f", "arguments": "not json 999999"}]}
+    assert call_values(bad) == ["999999"]
+
+
+def test_metric_tokens_are_identifier_like_and_independent_of_the_primitives():
+    text = "see self.templated_file.templated_str, np.hstack and ./pvlib/iam.py:123 at 2ee20ccd; plain words, 643"
+    assert metric_tokens(text) == ["self.templated_file.templated_str", "np.hstack", "pvlib/iam.py:123", "2ee20ccd"]
+    assert plain_words("def physical(aoi, n=1.5): returns the iam of pvlib/iam.py") == \
+        {"def", "physical", "aoi", "returns", "iam"}
+    import agentmem.metrics as metrics_module
+
+    source = open(metrics_module.__file__, encoding="utf-8").read()
+    for shared in ("agentmem.values", "agentmem.salience", "primitives", "policies"):
+        assert shared not in source.split('"""', 2)[2], shared  # the instrument shares no part with the fold
+
+
+def test_a_bare_identifier_list_scores_high_on_presence_and_low_in_context():
+    call = lambda cid, cmd: {"role": "assistant", "content": None,  # noqa: E731
+                             "tool_calls": [_call(cid, "bash", command=cmd)]}
+    traj = [{"role": "system", "content": "fix the bug"}, {"role": "user", "content": "the tests fail"},
+            call("c0", "grep -rn hstack src"),
+            {"role": "tool", "tool_call_id": "c0", "content": "src/geometry/stack.py:88: result = np.hstack(parts)\n"
+                                                                  "src/geometry/frame.py:12: frame_id = rec.frame_id"},
+            call("c1", "sed -n 80,95p src/geometry/stack.py && grep -n rec.frame_id src/geometry/frame.py")]
+    carried = carried_values_by_round(traj)[1]
+    assert {c.value for c in carried} == {"src/geometry/stack.py", "src/geometry/frame.py", "rec.frame_id"}
+    head = traj[:2]
+    bare = head + [{"role": "user", "content": "values: src/geometry/stack.py, src/geometry/frame.py, rec.frame_id"}]
+    lines = head + [{"role": "user", "content": "src/geometry/stack.py:88: result = np.hstack(parts)\n"
+                                                "src/geometry/frame.py:12: frame_id = rec.frame_id"}]
+    r_bare, r_lines = retention(carried, bare), retention(carried, lines)
+    assert r_bare["carried_present"] == 3 and r_bare["carried_in_context"] == 0
+    assert r_lines["carried_present"] == 3 and r_lines["carried_in_context"] == 3
 
 
 def test_carried_values_come_from_tool_results_not_the_task_or_the_user():
@@ -61,8 +94,8 @@ def test_retention_counts_presence_in_the_view_and_old_values():
     assert retention(carried, TRAJ[:7])["carried_present"] == 1
     folded = [TRAJ[0], TRAJ[1], {"role": "user", "content": "[agentmem: fold block] values: XYZ789"}]
     r = retention(carried, folded)
-    assert r == {"carried": 1, "carried_present": 0, "carried_old": 0, "carried_old_present": 0,
-                 "lost": ["card_7788"]}
+    assert r == {"carried": 1, "carried_present": 0, "carried_in_context": 0, "carried_old": 0,
+                 "carried_old_present": 0, "carried_old_in_context": 0, "lost": ["card_7788"]}
     assert retention(carried, folded, old_rounds=2)["carried_old"] == 1
 
 
@@ -93,7 +126,8 @@ def test_cost_and_summary_pool_over_trajectories():
             rounds.append({"trajectory": tid, "round": t, "raw_tokens": 100 * (t + 1), "view_tokens": 100,
                            "bookkeeping_ms": 1.0, "record_ms": 0.5, "thinker_ms": 2000.0 if t == 5 else 0.0,
                            "actions": [{"kind": "summarize", "thinker": "m"}] if t == 5 else [],
-                           "carried": 2, "carried_present": 1 if tid == "a" else 2, "carried_old": 1,
+                           "carried": 2, "carried_present": 1 if tid == "a" else 2, "carried_in_context": 1,
+                           "carried_old": 1, "carried_old_in_context": 1,
                            "carried_old_present": 0, "reused_tokens": 90 if t else 0, "reuse_total": 100 if t else 0})
     c = cost(rounds)
     assert c["ms_per_round_p50"] == pytest.approx(1.5) and c["model_folds"] == 2
@@ -101,5 +135,6 @@ def test_cost_and_summary_pool_over_trajectories():
     s = summarize_rounds(rounds)
     assert s["trajectories"] == 2 and s["rounds"] == 20
     assert s["retention"]["retention"] == pytest.approx(30 / 40) and s["retention"]["retention_old_10"] == 0
+    assert s["retention"]["in_context"] == pytest.approx(0.5) and s["retention"]["in_context_old_10"] == 1
     assert s["prefix_reuse"] == pytest.approx(0.9)
     assert s["footprint"]["peak_ratio"] == pytest.approx(0.1) and s["actions"] == {"summarize": 2}

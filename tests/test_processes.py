@@ -108,7 +108,8 @@ def test_processes_opening_a_fresh_database_at_once(fresh_db_url):
 def test_kill_9_at_random_moments_loses_nothing(store_url, tmp_path):
     """An agent process is killed (SIGKILL) at a random moment of ingest, fold, fork, record or save, then
     restarted from its own saved history, again and again; finally it runs to the end."""
-    kills = int(os.environ.get("AGENTMEM_FAULT_KILLS", "3"))
+    kills = int(os.environ.get("AGENTMEM_FAULT_KILLS", "3"))  # more for the figures: AGENTMEM_FAULT_KILLS=20
+    # AGENTMEM_FAULT_ROUNDS=200 (the agent must still be running when the kills come)
     rng = random.Random(int(os.environ.get("AGENTMEM_FAULT_SEED", "12")))
     sid = "kill-" + uuid.uuid4().hex[:10]
     state = tmp_path / "agent"
@@ -116,7 +117,7 @@ def test_kill_9_at_random_moments_loses_nothing(store_url, tmp_path):
     checked = 0
     k, finished = 0, False
     while not finished:
-        p = _spawn("agent", store_url, sid, "k", "60", str(state))
+        p = _spawn("agent", store_url, sid, "k", os.environ.get("AGENTMEM_FAULT_ROUNDS", "60"), str(state))
         assert p.stdout is not None and p.stderr is not None
         if p.stdout.readline().strip() != "ready":
             raise AssertionError(p.communicate()[1][-3000:])
@@ -149,5 +150,6 @@ def test_kill_9_at_random_moments_loses_nothing(store_url, tmp_path):
     FIGURES["kills"] = FIGURES.get("kills", 0) + sum(phases.values())
     FIGURES["messages_checked"] = FIGURES.get("messages_checked", 0) + checked
     FIGURES["forks"] = FIGURES.get("forks", 0) + forks
-    print(f"\nkill -9 on {store_url.split(':')[0]}: {sum(phases.values())} kills by phase {phases}; {forks} forks; "
+    backend = "postgresql" if store_url.startswith("postgres") else "sqlite"
+    print(f"\nkill -9 on {backend}: {sum(phases.values())} kills by phase {phases}; {forks} forks; "
           f"{checked} acknowledged/stored messages checked, none lost")

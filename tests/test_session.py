@@ -286,8 +286,8 @@ def test_recall_text_brings_back_a_folded_value(store, session_id):
     out_q = s.recall_text(query=json.loads(folded_tool.content)["invoice_id"])
     assert folded_tool.id in out_q
     assert s.recall_text(ids=["nope"]) == "[agentmem: nothing in the archive matches ids ['nope']]"
-    small = s.recall_text(ids=[blk.key], budget_tokens=60)
-    assert s.counter.text(small) <= 70
+    small = s.recall_text(ids=[blk.key], budget_tokens=200)
+    assert s.counter.text(small) <= 200 and "page=2" in small  # a page stays within its budget, says what is left
 
 
 def test_rejected_actions_are_reported_and_not_recorded(store, session_id):

@@ -1,22 +1,21 @@
-"""ScriptedAgent: a deterministic agent that knows each task's plan but reads every value from its view.
+"""ScriptedAgent: a deterministic agent that knows each task's plan but has no memory of its own.
 
-The agent is *stateless between calls*. On every call it parses the managed view it is given:
+Its only state is the view it is given. On every call it parses that view and re-derives what it knows:
 
-* its own progress marker (``[plan] {...}``) in its latest assistant message: stage index, loop index or
-  page number (plus a short hash of the current loop item), and which lookups it recalled without success -
-  control information only, never a value read from an observation;
 * every API observation it can find - tool messages, and JSON envelopes embedded in any text (fold blocks,
-  recall results) - indexed by (app, api, args);
+  stubs, recalled snippets) - indexed by (app, api, args);
 * access tokens and passwords by pattern anywhere (including its own earlier tool-call arguments);
-* its own loop notes: when a loop starts, the agent writes the list it will walk once into that message
-  (``NOTE s5 = [...]``, like an LLM writing down its plan). The note is part of the transcript and subject to
-  memory management like everything else.
+* where it is in its plan, from the one-line thought of its newest message (``[plan] {...} <thought>``: stage
+  index, loop position or page number, and which look-ups it already tried to recall). The thought carries no
+  value read from an observation: loop lists, running totals, credentials and the like are derived again from the
+  observations in view every turn, as a careful LLM agent would re-read them.
 
-When a value it needs is not in the view it calls ``recall_memory`` (``{"query": ...}``) once for it; if the
-recall does not bring it back it carries on with what it has (credentials are fetched again; a lost loop
-list is derived again from whatever observations remain; other data is skipped), and the evaluator scores
-the outcome. A value that came back and is lost again later may be recalled again. After
-MAX_RECALLS_IN_A_ROW recalls without an action, every miss takes its default (no livelock).
+When a value it needs is not in the view it calls ``recall_memory`` with the query such an agent would write:
+the API it called and the arguments it passed (entity names, field names, ids it has seen in its view), e.g.
+``"show_playlist_songs playlist_id 17 page_index 1"``. A recall that answers "N more, call again with page=…"
+is paged through. A look-up that a recall did not bring back takes its default (credentials are fetched
+again; a list or a total is derived from what remains; other data is skipped) and the evaluator scores the
+outcome: after MAX_RECALLS_IN_A_ROW recalls without an action every miss takes its default (bounded tries).
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ __all__ = [
 MARK = "[plan] "
 MAX_TRIED = 48  # pending recall keys kept in the progress marker
 MAX_RECALLS_IN_A_ROW = 64  # after this many recalls without an action, misses take their defaults
+MAX_RECALL_PAGES = 6  # pages of one recall answer read before the look-up counts as failed
 NO_AUTH_APPS = frozenset({"supervisor", "api_docs"})
 AUTH_ERRORS = frozenset({"TokenExpired", "InvalidToken"})
 DONE = object()
@@ -55,21 +55,16 @@ _ENV_START = re.compile(r'\{\s*"app"\s*:\s*"')
 _TOKEN = re.compile(r"\bat-([a-z_]+)-([0-9a-f]{12})\b")
 _PASSWORD = re.compile(r'"account_name"\s*:\s*"([a-z_]+)"\s*,\s*"password"\s*:\s*"([^"\\]+)"')
 _DECODER = json.JSONDecoder()
-NOTE = "NOTE "
-_NOTE_RE = re.compile(r"NOTE (s\d+) = ")
-ACC = "ACC "
-_ACC_RE = re.compile(r"ACC (s\d+) = ")
-CRED = "CRED "
-_CRED_RE = re.compile(r"CRED (?=\{)")
 
 
 class Missing(Exception):
     """A value is not in the view (and no recall for it is pending without success)."""
 
-    def __init__(self, key: str, query: str):
+    def __init__(self, key: str, query: str, page: int = 1):
         super().__init__(query)
         self.key = key
         self.query = query
+        self.page = page  # > 1: the recall answered "more, call again with page=…"
 
 
 class Skip(Exception):
@@ -116,7 +111,19 @@ def _text_of(content: Any) -> str:
 
 
 def _is_envelope(obj: Any) -> bool:
-    return isinstance(obj, dict) and "app" in obj and "api" in obj and "status" in obj
+    """An API observation as the environment wrote it - not a shortened copy (a fold may cut long strings to
+    "…"; a careful reader does not take a cut value for the real one)."""
+    return isinstance(obj, dict) and "app" in obj and "api" in obj and "status" in obj and not _shortened(obj)
+
+
+def _shortened(obj: Any) -> bool:
+    if isinstance(obj, str):
+        return obj.endswith("…")
+    if isinstance(obj, dict):
+        return any(_shortened(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_shortened(v) for v in obj)
+    return False
 
 
 def scan_envelopes(text: str) -> list[dict]:
@@ -140,35 +147,40 @@ def scan_envelopes(text: str) -> list[dict]:
 class _Parsed:
     envelopes: list[dict]
     keys: list[tuple[str, str, str] | None]
-    notes: list[tuple[str, Any]]
     tokens: list[tuple[str, str]]
     passwords: list[tuple[str, str]]
     state: dict | None
-    accs: list[tuple[str, Any]] = field(default_factory=list)
-    cred: dict | None = None
+    loops: list[tuple[str, Any]] = field(default_factory=list)
+    found: list[tuple[tuple[str, str], Any]] = field(default_factory=list)
+
+
+LOOP = "LOOP "
+_LOOP_RE = re.compile(r"LOOP (s\d+) = ")
+FOUND = "FOUND "
+_FOUND_RE = re.compile(r"FOUND (s\d+)\.([\d.]+) = ")
+_NEXT_PAGE = re.compile(r"call (?:recall_memory )?again with [^\n\]]*?page=(\d+)")
 
 
 class View:
-    """The parsed managed view: observations, credentials seen, own progress marker, last call/result."""
+    """The parsed managed view: observations, credentials seen, own progress marker, last call/result.
+
+    Built afresh from the messages on every call: nothing survives between calls except what the view shows."""
 
     def __init__(self, messages: list[dict], cache: dict | None = None):
         self.envelopes: list[dict] = []  # in view order
         self.keys: list[tuple[str, str, str] | None] = []  # (app, api, canonical args) per envelope
-        self.notes: dict[str, Any] = {}  # the agent's own plan notes ("NOTE s4 = [...]"), latest wins
-        # what its newest own message restates (loop queues, running aggregates, credentials): preferred over
-        # older copies that fold blocks or recall results may quote
-        self.own_notes: dict[str, Any] = {}
-        self.own_accs: dict[str, Any] = {}
-        self.accs: dict[str, Any] = {}  # running aggregates found anywhere (latest wins)
-        self.cred: dict = {}
         self.tokens: list[tuple[str, str]] = []  # (app, token) in view order
         self.passwords: list[tuple[str, str]] = []
         self.state: dict | None = None
         self.last_result: Any = None  # envelope / text answering the latest assistant tool call
+        self.recall_pages: dict[str, tuple[int, int]] = {}  # recall query -> (page asked, next page offered)
+        self.loops: dict[str, Any] = {}  # loop lists it wrote down once when each loop started (latest wins)
+        self.found: dict[tuple[str, str], Any] = {}  # (stage, step) -> what that one step found, written once
         self.n_assistant = 0
         cache = cache if cache is not None else {}
         last_assistant = -1
         own_state = False
+        recall_calls: dict[str, dict] = {}
         for i, m in enumerate(messages):
             if m.get("role") == "assistant":
                 last_assistant = i
@@ -193,14 +205,24 @@ class View:
                     cache[id(m)] = (m, m.get("content"), parsed, text)
             self.envelopes.extend(parsed.envelopes)
             self.keys.extend(parsed.keys)
-            self.notes.update(parsed.notes)
-            self.accs.update(parsed.accs)
-            if role == "assistant" and i == last_assistant:
-                self.own_notes = dict(parsed.notes)
-                self.own_accs = dict(parsed.accs)
-                self.cred = dict(parsed.cred or {})
             self.tokens.extend(parsed.tokens)
             self.passwords.extend(parsed.passwords)
+            self.loops.update(parsed.loops)
+            self.found.update(parsed.found)
+            if role == "assistant":
+                for c in m.get("tool_calls") or []:
+                    fn = (c.get("function") or {}) if isinstance(c, dict) else {}
+                    if fn.get("name") == "recall_memory":
+                        try:
+                            recall_calls[c.get("id")] = json.loads(fn.get("arguments") or "{}")
+                        except ValueError:
+                            pass
+            elif role == "tool" and m.get("tool_call_id") in recall_calls:
+                args = recall_calls[m.get("tool_call_id")]
+                offered = _NEXT_PAGE.search(text)
+                if isinstance(args, dict) and isinstance(args.get("query"), str):
+                    self.recall_pages[args["query"]] = (_int(args.get("page") or 1),
+                                                        int(offered.group(1)) if offered else 0)
             if parsed.state is not None:
                 if role == "assistant":
                     self.state = parsed.state
@@ -243,32 +265,24 @@ class View:
                 keys.append((e["app"], e["api"], _canon(e.get("args") or {})))
             except (TypeError, ValueError):
                 keys.append(None)
-        notes: list[tuple[str, Any]] = []
-        if NOTE in text:
-            for m in _NOTE_RE.finditer(text):
+        loops: list[tuple[str, Any]] = []
+        if LOOP in text:
+            for m in _LOOP_RE.finditer(text):
+                try:
+                    val, _ = _DECODER.raw_decode(text, m.end())
+                except ValueError:
+                    continue  # cut by a fold: as good as gone
+                if isinstance(val, list):
+                    loops.append((m.group(1), val))
+        found: list[tuple[tuple[str, str], Any]] = []
+        if FOUND in text:
+            for m in _FOUND_RE.finditer(text):
                 try:
                     val, _ = _DECODER.raw_decode(text, m.end())
                 except ValueError:
                     continue
-                notes.append((m.group(1), val))
-        accs: list[tuple[str, Any]] = []
-        if ACC in text:
-            for m in _ACC_RE.finditer(text):
-                try:
-                    val, _ = _DECODER.raw_decode(text, m.end())
-                except ValueError:
-                    continue
-                accs.append((m.group(1), val))
-        cred = None
-        if CRED in text:
-            for m in _CRED_RE.finditer(text):
-                try:
-                    val, _ = _DECODER.raw_decode(text, m.end())
-                except ValueError:
-                    continue
-                if isinstance(val, dict):
-                    cred = val
-        return _Parsed(envs, keys, notes, tokens, pws, state, accs, cred)
+                found.append(((m.group(1), m.group(2).rstrip(".")), val))
+        return _Parsed(envs, keys, tokens, pws, state, loops, found)
 
 
 def _canon(args: dict) -> str:
@@ -289,15 +303,23 @@ def _matches(args: dict, want: dict) -> bool:
     return True
 
 
+def call_query(app: str, api: str, args: dict) -> str:
+    """The recall query a careful agent writes for a call it made: the API and the arguments it passed."""
+    words = " ".join(f"{k} {v}" for k, v in args.items() if k != "access_token")
+    return f"{api} {words}".strip()
+
+
 class KB:
-    """Lookups over the view. A miss raises Missing once per key (-> recall), then returns a default."""
+    """Look-ups over the view. A miss raises Missing once per key (-> recall, then paging), then takes a default."""
 
     def __init__(self, view: View, tried: list[str], give_up: bool = False):
         self.view = view
         self.tried = tried  # keys recalled for whose value has not come back since (ordered, capped)
         self.give_up = give_up  # too many recalls in a row: every miss now takes its default
-        self.notes_out: list[tuple[str, Any]] = []  # notes to write into this call's message
-        self.acc_out: dict[str, Any] = {}  # running aggregates updated by this call
+        self._derived: dict[str, Any] = {}  # what this call derived already (loop lists, aggregates)
+        self.loop_out: list[tuple[str, list]] = []  # a loop started in this call: its list, written down once
+        self.found_out: list[tuple[str, str, Any]] = []  # what the step just answered found, written down once
+        self.gone = False  # a step of the stage being derived could not be read again (view, notes, recall)
         self._index: dict[tuple[str, str], list[dict]] = {}
         self._exact: dict[tuple[str, str, str], dict] = {}
         for e, key in zip(view.envelopes, view.keys):
@@ -306,10 +328,15 @@ class KB:
                 self._exact[key] = e  # the latest one wins
 
     def miss(self, key: str, query: str) -> None:
-        """A value is not in the view: recall it (once), or - already tried - let the caller use its default."""
+        """A value is not in the view: recall it; page on while the recall offers more; else take the default."""
+        if self.give_up:
+            return
         h = _short(key)
-        if h not in self.tried and not self.give_up:
+        if h not in self.tried:
             raise Missing(h, query)
+        asked, offered = self.view.recall_pages.get(query, (0, 0))
+        if offered and offered > asked and offered <= MAX_RECALL_PAGES:
+            raise Missing(h, query, page=offered)
 
     def found(self, key: str) -> None:
         """A value is in the view: if a recall was pending for it, it worked (a later miss may recall again)."""
@@ -331,8 +358,7 @@ class KB:
         """The response of this call, from the view. None when the call failed or could not be recalled."""
         e = self.find(app, api, **args)
         if e is None:
-            words = " ".join(f"{k} {v}" for k, v in args.items())
-            self.miss(f"{app}.{api}:{_canon(args)}", f"response of {app} {api} {words}".strip())
+            self.miss(f"{app}.{api}:{_canon(args)}", call_query(app, api, args))
             return None
         if self.tried:
             self.found(f"{app}.{api}:{_canon(args)}")
@@ -343,10 +369,22 @@ class KB:
 
         `until(page)` stops early (the same predicate the Pages stage used)."""
         items: list[dict] = []
+        for r in self.page_responses(app, api, until, **args):
+            items.extend(r.get("items", []))
+        return items
+
+    def page_responses(self, app: str, api: str, until: Callable[[dict], bool] | None = None,
+                       **args: Any) -> list[dict]:
+        """The responses of every page of a list, from the view (recalled page by page when gone)."""
+        out: list[dict] = []
         max_known: int | None = None
-        p = 0
+        p, gap = 0, False
         while True:
-            r = self.get(app, api, **args, page_index=p)
+            e = self.find(app, api, **args, page_index=p)
+            if e is None:  # a page is gone: ask for the whole list (every page of that call), as an agent would
+                gap = True
+                self.miss(f"{app}.{api}:{_canon(args)}:pages", call_query(app, api, args))
+            r = e.get("response") if e is not None and e.get("status") == "ok" else None
             if r is None:
                 if max_known is None:
                     known = [e for e in self._index.get((app, api), []) if _matches(e.get("args") or {}, args)]
@@ -355,61 +393,37 @@ class KB:
                     p += 1
                     continue
                 break
-            items.extend(r.get("items", []))
+            out.append(r)
             if not r.get("has_more") or (until is not None and until(r)):
                 break
             p += 1
-        return items
+        if not gap and self.tried:
+            self.found(f"{app}.{api}:{_canon(args)}:pages")
+        return out
 
-    def note(self, key: str) -> Any:
-        """The agent's own note (a loop list it wrote down; restated each turn); recalled once if gone."""
-        for k, v in reversed(self.notes_out):
-            if k == key:
-                return v
-        for src in (self.view.own_notes, self.view.notes):
-            if key in src:
-                self.found(f"note:{key}")
-                return src[key]
-        self.miss(f"note:{key}", f"NOTE {key}")
-        return None
+    def acc(self, stage: "Stage", default: Any = None) -> Any:
+        """What a finished stage found (its `keep` over every response it got), derived again from the view."""
+        if stage.key not in self._derived:
+            self.gone = False
+            self._derived[stage.key] = stage.derive(self)
+            if not self.gone:
+                self.found(f"found:{stage.key}")  # complete: a later loss starts a fresh recall
+        v = self._derived[stage.key]
+        return json.loads(json.dumps(v)) if v is not None else default
 
-    def acc(self, stage: "Stage | str", default: Any = None) -> Any:
-        """A running aggregate the agent keeps (restated in each of its messages); recalled once if gone."""
-        key = stage if isinstance(stage, str) else stage.key
-        if default is None and not isinstance(stage, str):
-            default = stage.init
-        if key in self.acc_out:
-            return self.acc_out[key]
-        for src in (self.view.own_accs, self.view.accs):
-            if key in src:
-                self.found(f"acc:{key}")
-                return src[key]
-        if self.view.n_assistant and self.view.state and int(self.view.state.get("k", 0)) > _stage_index(key):
-            self.miss(f"acc:{key}", f"ACC {key}")  # it had one and lost it: ask memory (once)
-        return json.loads(json.dumps(default))
-
-    def set_acc(self, stage: "Stage | str", value: Any) -> None:
-        self.acc_out[stage if isinstance(stage, str) else stage.key] = value
-
-    def take(self, stage: "Stage") -> Any:
-        """Read an aggregate and stop restating it (a loop that consumes it writes its own queue)."""
-        v = self.acc(stage)
-        self.acc_out[stage.key] = None
-        return v
+    take = acc  # a loop that consumes an earlier stage's findings reads them the same way
 
     def token(self, app: str) -> str:
         """The latest access token for `app` seen anywhere in the view (login results, own call arguments)."""
         for a, tok in reversed(self.view.tokens):
             if a == app:
-                self.found(f"token:{app}")
                 return tok
-        self.miss(f"token:{app}", f"{app} login access_token")
-        raise NeedAux(Credentials.login_act(self, app))
+        raise NeedAux(Credentials.login_act(self, app))  # gone: log in again (cheaper than a recall)
 
     def profile(self) -> dict:
         e = self.find("supervisor", "show_profile")
-        if e is None and isinstance(self.view.cred.get("me"), dict):
-            return self.view.cred["me"]  # restated by the agent itself
+        if e is not None and e.get("status") == "ok":
+            return e["response"]
         r = self.get("supervisor", "show_profile")
         if r is None:
             raise NeedAux(C("supervisor", "show_profile"))
@@ -420,7 +434,7 @@ class KB:
             if a == app:
                 self.found(f"password:{app}")
                 return pw
-        self.miss(f"password:{app}", f"supervisor show_account_passwords password {app}")
+        self.miss(f"password:{app}", f"show_account_passwords account_name {app} password")
         raise NeedAux(C("supervisor", "show_account_passwords"))
 
 
@@ -434,17 +448,10 @@ class Credentials:
 
 # ---------------------------------------------------------------------------------------------------------
 # Stages: each one a small state machine over a JSON-able sub-state (control information only).
-def _stage_index(key: str) -> int:
-    try:
-        return int(key[1:])
-    except ValueError:
-        return -1
-
-
 class Stage:
     label = "stage"
     key = "s0"  # set by ScriptedAgent: "s<index>"
-    init: Any = None  # the empty running aggregate of a stage with `keep`
+    init: Any = None  # the empty aggregate of a stage with `keep`
     keep: Any = None
 
     def first(self, kb: KB) -> Any:
@@ -456,6 +463,56 @@ class Stage:
     def advance(self, sub: Any, kb: KB) -> Any:
         return DONE
 
+    def derive(self, kb: KB) -> Any:
+        """What this stage found: its `keep` folded over every response it got, read again from the view."""
+        return _fresh(self.init)
+
+
+def _fresh(v: Any) -> Any:
+    return json.loads(json.dumps(v))
+
+
+def merge(acc: Any, delta: Any) -> Any:
+    """Add what one step found to what the earlier steps found (lists append, numbers and dicts of numbers add,
+    anything else: the step's value when it has one). The plans' `keep` functions are all of these kinds."""
+    if delta is None:
+        return acc
+    if acc is None:
+        return _fresh(delta)
+    if isinstance(acc, list) and isinstance(delta, list):
+        return acc + delta
+    if isinstance(acc, (int, float)) and isinstance(delta, (int, float)) and not isinstance(acc, bool):
+        return acc + delta
+    if isinstance(acc, dict) and isinstance(delta, dict):
+        out = dict(acc)
+        for k, v in delta.items():
+            out[k] = merge(out[k], v) if k in out else _fresh(v)
+        return out
+    return _fresh(delta)
+
+
+def _step(kb: KB, stage: "Stage", step: str, act: Act) -> tuple[str, Any, Any]:
+    """One step of a finished stage, read again: ("raw", response, None), ("note", None, what the step found) or
+    ("gone", None, None).
+
+    The raw response when the view has it; else the one-line note written when the step was done; else the agent
+    asks its memory - first for its own notes of this stage (one recall, paged), then for the call itself."""
+    e = kb.find(act.app, act.api, **act.args)
+    if e is not None:
+        kb.found(f"{act.app}.{act.api}:{_canon(act.args)}")
+        return "raw", (e.get("response") if e.get("status") == "ok" else None), None
+    note = kb.view.found.get((stage.key, step))
+    if note is not None:
+        return "note", None, note
+    kb.miss(f"found:{stage.key}", f'"{FOUND}{stage.key}."')
+    kb.get(act.app, act.api, **act.args)  # raises Missing (recall the call) unless that was tried already
+    kb.gone = True
+    return "gone", None, None
+
+
+def _note_step(kb: KB, stage: "Stage", step: str, value: Any) -> None:
+    kb.found_out.append((stage.key, step, value))
+
 
 class Single(Stage):
     """One call whose arguments may be computed from the view."""
@@ -466,23 +523,35 @@ class Single(Stage):
         self.label = label or (act.api if isinstance(act, Act) else "call")
         self.keep, self.init = keep, init  # keep(kb, acc, response) -> acc
 
-    def advance(self, sub: Any, kb: KB) -> Any:
-        if self.keep is not None:
-            a = self.act(kb) if callable(self.act) else self.act
-            r = kb.get(a.app, a.api, **a.args) if a is not None else None
-            if r:
-                kb.set_acc(self, self.keep(kb, kb.acc(self), r))
-        return DONE
+    def _act(self, kb: KB) -> Act | None:
+        return self.act(kb) if callable(self.act) else self.act
 
     def first(self, kb: KB) -> Any:
-        a = self.act(kb) if callable(self.act) else self.act
-        return DONE if a is None else 0
+        return DONE if self._act(kb) is None else 0
 
     def action(self, sub: Any, kb: KB) -> Act:
-        a = self.act(kb) if callable(self.act) else self.act
+        a = self._act(kb)
         if a is None:
             raise Skip()
         return a
+
+    def advance(self, sub: Any, kb: KB) -> Any:
+        a = self._act(kb)
+        if self.keep is not None and a is not None:
+            r = kb.get(a.app, a.api, **a.args)
+            if r:
+                _note_step(kb, self, "0", self.keep(kb, _fresh(self.init), r))
+        return DONE
+
+    def derive(self, kb: KB) -> Any:
+        acc = _fresh(self.init)
+        a = self._act(kb)
+        if self.keep is None or a is None:
+            return acc
+        how, r, note = _step(kb, self, "0", a)
+        if how == "raw":
+            return self.keep(kb, acc, r) if r else acc
+        return merge(acc, note) if how == "note" else acc
 
 
 class Login(Stage):
@@ -503,7 +572,7 @@ class Pages(Stage):
                  until: Callable[[dict], bool] | None = None, keep: Callable[[KB, Any, dict], Any] | None = None,
                  init: Any = None):
         self.app, self.api, self._args, self.until = app, api, args or {}, until
-        self.keep, self.init = keep, init  # keep(kb, acc, page response) -> acc: what it carries from each page
+        self.keep, self.init = keep, init  # keep(kb, acc, page response) -> acc: what it takes from each page
         self.label = f"{app}.{api} pages"
 
     def args(self, kb: KB) -> dict | None:
@@ -523,10 +592,39 @@ class Pages(Stage):
         if a is None:
             return DONE
         r = kb.get(self.app, self.api, **a, page_index=int(sub))
-        nxt = DONE if not r or not r.get("has_more") or (self.until is not None and self.until(r)) else int(sub) + 1
+        more = bool(r and r.get("has_more") and not (self.until is not None and self.until(r)))
         if self.keep is not None and r:
-            kb.set_acc(self, self.keep(kb, kb.acc(self), r))
-        return nxt
+            _note_step(kb, self, str(int(sub)), [self.keep(kb, _fresh(self.init), r), int(more)])
+        return int(sub) + 1 if more else DONE
+
+    def derive(self, kb: KB) -> Any:
+        acc = _fresh(self.init)
+        a = self.args(kb)
+        if a is None or self.keep is None:
+            return acc
+        return _derive_pages(kb, self, a, "", acc, lambda acc, r: self.keep(kb, acc, r))
+
+
+def _derive_pages(kb: KB, stage: Stage, args: dict, prefix: str, acc: Any,
+                  keep: Callable[[Any, dict], Any]) -> Any:
+    """Fold `keep` over every page of a list as far as the view (raw pages, own notes, recall) allows."""
+    p = 0
+    while p < 1000:
+        act = Act(stage.app, stage.api, {**args, "page_index": p})
+        how, r, note = _step(kb, stage, f"{prefix}{p}", act)
+        if how == "raw":
+            if not r:
+                break
+            acc = keep(acc, r)
+            more = r.get("has_more") and not (stage.until is not None and stage.until(r))
+        elif how == "note" and isinstance(note, list) and len(note) == 2:
+            acc, more = merge(acc, note[0]), bool(note[1])
+        else:
+            break
+        if not more:
+            break
+        p += 1
+    return acc
 
 
 def _item_tag(item: Any) -> str:
@@ -534,28 +632,37 @@ def _item_tag(item: Any) -> str:
 
 
 def _loop_items(stage: Any, kb: KB) -> list:
-    """The loop list: from the note the agent wrote when the loop started, else derived again from the view."""
-    n = kb.note(stage.key)
-    if isinstance(n, list):
-        return n
-    return _start_loop(stage, kb)  # derived again (as far as the view allows) and written down afresh
+    """The loop's list: the line it wrote when the loop started (in view, or recalled by its words), else derived
+    again from the observations it was built from (recalled when gone)."""
+    key = "items:" + stage.key
+    if key in kb._derived:
+        return kb._derived[key]
+    if stage.key in kb.view.loops:
+        kb.found(f"loop:{stage.key}")
+        kb._derived[key] = kb.view.loops[stage.key]
+        return kb._derived[key]
+    st = kb.view.state or {}
+    k = int(st.get("k", 0))
+    if k > _stage_index(stage.key) or (k == _stage_index(stage.key) and st.get("s") != FIRST):
+        kb.miss(f"loop:{stage.key}", f'"{LOOP}{stage.key} = "')  # it was written: my own line first, one recall
+    kb._derived[key] = _jsonable(stage.items(kb) or [])  # else derived again from what it was built from
+    return kb._derived[key]
 
 
-def _set_queue(stage: Any, kb: KB, rest: list) -> None:
-    """A consuming loop restates only the items still to process."""
-    kb.notes_out.append((stage.key, rest))
+def _stage_index(key: str) -> int:
+    return int(key[1:]) if key[1:].isdigit() else -1
 
 
 def _start_loop(stage: Any, kb: KB) -> list:
-    items = _jsonable(stage.items(kb))
-    if items and not any(k == stage.key for k, _ in kb.notes_out):
-        kb.notes_out.append((stage.key, items))  # written into the message this call returns...
-        kb.view.notes[stage.key] = items  # ...so it is part of the view from now on
+    """A loop starts: derive its list from the view and write it down once, in this call's one-line thought."""
+    items = _loop_items(stage, kb)
+    if items:
+        kb.loop_out.append((stage.key, items))
     return items
 
 
 def _items_fn(items: Any) -> Callable[[KB], list]:
-    """A loop over the same list as an earlier loop stage reads that stage's note."""
+    """A loop over the same list as an earlier loop stage reads that stage's list."""
     if isinstance(items, Stage):
         return lambda kb: _loop_items(items, kb)
     return items
@@ -576,7 +683,7 @@ def _locate(items: list, i: int, tag: str | None) -> int:
 
 
 class Each(Stage):
-    """One call per item; the item list is recomputed from the view at every step.
+    """One call per item; the item list is derived again from the view at every step.
 
     Sub-state: [index, tag of the current item] (the tag is a short hash that keeps the loop on the right item
     if the list shrinks because values were lost)."""
@@ -584,12 +691,11 @@ class Each(Stage):
     def __init__(self, items: "Callable[[KB], list] | Stage", act: Callable[[KB, Any], Act | None],
                  label: str = "each", keep: Callable[[KB, Any, Any, Any], Any] | None = None, init: Any = None,
                  queue: bool = False):
+        # keep(kb, acc, item, response) -> acc; `queue` is accepted for older plans and means nothing now
         self.items, self.act, self.label = _items_fn(items), act, label
-        # keep(kb, acc, item, response) -> acc; queue: the note holds only the items still to process
-        self.keep, self.init, self.queue = keep, init, queue
+        self.keep, self.init = keep, init
 
     def list(self, kb: KB) -> list:
-        """The loop's list as the agent wrote it down (or derived again from the view when the note is gone)."""
         return _loop_items(self, kb)
 
     def first(self, kb: KB) -> Any:
@@ -609,33 +715,41 @@ class Each(Stage):
     def advance(self, sub: Any, kb: KB) -> Any:
         items = _loop_items(self, kb)
         i = _locate(items, int(sub[0]), sub[1])
-        acc = None
         if self.keep is not None and i < len(items):
             a = self.act(kb, items[i])
             r = kb.get(a.app, a.api, **a.args) if a is not None else None
-            acc = self.keep(kb, kb.acc(self), items[i], r) if r else kb.acc(self)
-        if self.queue:
-            rest = items[i + 1:]
-            nxt = [0, _item_tag(rest[0])] if rest else DONE
-            _set_queue(self, kb, rest)
-        else:
-            nxt = [i + 1, _item_tag(items[i + 1])] if i + 1 < len(items) else DONE
-        if self.keep is not None and i < len(items):
-            kb.set_acc(self, acc)
-        return nxt
+            if r:
+                _note_step(kb, self, str(i), self.keep(kb, _fresh(self.init), items[i], r))
+        return [i + 1, _item_tag(items[i + 1])] if i + 1 < len(items) else DONE
+
+    def derive(self, kb: KB) -> Any:
+        acc = _fresh(self.init)
+        if self.keep is None:
+            return acc
+        for i, item in enumerate(_loop_items(self, kb)):
+            a = self.act(kb, item)
+            if a is None:
+                continue
+            how, r, note = _step(kb, self, str(i), a)
+            if how == "raw" and r:
+                acc = self.keep(kb, acc, item, r)
+            elif how == "note":
+                acc = merge(acc, note)
+        return acc
 
 
 class EachPages(Stage):
     """For each item, walk a paginated list API. Sub-state: [item index, page, item tag]."""
 
+    until = None
+
     def __init__(self, items: "Callable[[KB], list] | Stage", app: str, api: str, args: Callable[[Any], dict],
                  label: str = "each pages", keep: Callable[[KB, Any, Any, dict], Any] | None = None,
                  init: Any = None, queue: bool = False):
         self.items, self.app, self.api, self.args, self.label = _items_fn(items), app, api, args, label
-        self.keep, self.init, self.queue = keep, init, queue
+        self.keep, self.init = keep, init
 
     def list(self, kb: KB) -> list:
-        """The loop's list as the agent wrote it down (or derived again from the view when the note is gone)."""
         return _loop_items(self, kb)
 
     def first(self, kb: KB) -> Any:
@@ -652,20 +766,24 @@ class EachPages(Stage):
     def advance(self, sub: Any, kb: KB) -> Any:
         items = _loop_items(self, kb)
         i, p = _locate(items, int(sub[0]), sub[2]), int(sub[1])
-        r = None
-        if i < len(items):
-            r = kb.get(self.app, self.api, **self.args(items[i]), page_index=p)
+        r = kb.get(self.app, self.api, **self.args(items[i]), page_index=p) if i < len(items) else None
+        if self.keep is not None and r and not r.get("has_more"):  # the item's last page: what its pages found
+            _note_step(kb, self, str(i), self._derive_item(kb, i, items[i], _fresh(self.init)))
         if r and r.get("has_more"):
-            nxt: Any = [i, p + 1, sub[2]]
-        elif self.queue:
-            rest = items[i + 1:]
-            nxt = [0, 0, _item_tag(rest[0])] if rest else DONE
-            _set_queue(self, kb, rest)
-        else:
-            nxt = [i + 1, 0, _item_tag(items[i + 1])] if i + 1 < len(items) else DONE
-        if self.keep is not None and r:
-            kb.set_acc(self, self.keep(kb, kb.acc(self), items[i], r))
-        return nxt
+            return [i, p + 1, sub[2]]
+        return [i + 1, 0, _item_tag(items[i + 1])] if i + 1 < len(items) else DONE
+
+    def derive(self, kb: KB) -> Any:
+        acc = _fresh(self.init)
+        if self.keep is None:
+            return acc
+        for i, item in enumerate(_loop_items(self, kb)):
+            note = kb.view.found.get((self.key, str(i)))
+            acc = merge(acc, note) if note is not None else self._derive_item(kb, i, item, acc)
+        return acc
+
+    def _derive_item(self, kb: KB, i: int, item: Any, acc: Any) -> Any:
+        return _derive_pages(kb, self, self.args(item), f"{i}.", acc, lambda acc, r: self.keep(kb, acc, item, r))
 
 
 class Complete(Stage):
@@ -686,16 +804,9 @@ def prelude(apps: Iterable[str]) -> list[Stage]:
             *[Login(a) for a in apps]]
 
 
-def _first(stage: Stage, kb: KB) -> Any:
-    """Start a stage; one that keeps a running aggregate writes down its empty aggregate right away."""
-    if stage.keep is not None and stage.key not in kb.view.own_accs and stage.key not in kb.acc_out:
-        kb.set_acc(stage, json.loads(json.dumps(stage.init)))
-    return stage.first(kb)
-
-
 # ---------------------------------------------------------------------------------------------------------
 class ScriptedAgent:
-    """A litellm-style completion callable that solves one task by its plan, reading values from the view."""
+    """A litellm-style completion callable that solves one task by its plan; its only state is the view."""
 
     def __init__(self, stages: list[Stage], name: str = "scripted"):
         self.stages = stages
@@ -703,23 +814,30 @@ class ScriptedAgent:
             stage.key = f"s{i}"
         self.name = name
         self.apps = [s.app for s in stages if isinstance(s, Login)]
-        self._cache: dict = {}
+        self._cache: dict = {}  # parse cache keyed by message text: speed only, never consulted for values
 
     def __call__(self, model: str = "scripted", messages: list[dict] | None = None,
                  tools: list[dict] | None = None, **kw: Any) -> dict:
         view = View(list(messages or []), self._cache)
         st = dict(view.state) if view.state else {"k": 0, "s": FIRST, "p": False, "m": "init", "t": [], "c": 0,
                                                   "r": None, "n": 0}
-        note, act, kind = self._decide(st, view)
+        # a careful agent uses the tools it is given: without recall_memory, what is gone takes its default
+        can_recall = any((t.get("function") or {}).get("name") == "recall_memory" for t in tools or [])
+        note, act, kind, loops, found = self._decide(st, view, can_recall)
+        for key, items in loops:  # a loop started: its list, once, on the same line
+            note += f" {LOOP}{key} = {json.dumps(items, separators=(',', ':'))}"
+        for key, step, value in found:  # what the step just answered found, once
+            note += f" {FOUND}{key}.{step} = {json.dumps(value, separators=(',', ':'))}"
         st["n"] = int(st.get("n", 0)) + 1
         call_id = f"call_{st['n']:04d}"
+        if act is not None:
+            st["m"] = kind
+        # one line: where I am in my plan (control information, no value read from an observation) and a thought
+        content = MARK + json.dumps(st, separators=(",", ":")) + " " + note.replace("\n", " ")
         if act is None:
-            content = MARK + json.dumps(st, separators=(",", ":")) + " " + note
             msg = {"role": "assistant", "content": content}
             finish = "stop"
         else:
-            st["m"] = kind
-            content = MARK + json.dumps(st, separators=(",", ":")) + " " + note
             if kind == "recall":
                 fn = {"name": "recall_memory", "arguments": json.dumps(act.args)}
             else:
@@ -735,55 +853,7 @@ class ScriptedAgent:
                 "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
 
     # ---------------------------------------------------------------------------------------------------
-    def _decide(self, st: dict, view: View) -> tuple[str, Act | None, str]:
-        notes: list[tuple[str, Any]] = []
-        accs: dict[str, Any] = {}
-        note, act, kind = self._decide_inner(st, view, notes, accs)
-        # working memory restated in every message (bounded: loop queues shrink, aggregates are compact), so it
-        # lives in the newest part of the context; the memory may still fold it away - then it is recalled
-        out_notes = dict(view.own_notes)
-        out_notes.update(notes)
-        out_accs = dict(view.own_accs)
-        out_accs.update(accs)
-        dump = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
-        for key, items in out_notes.items():
-            if items:
-                note += f"\n{NOTE}{key} = {dump(items)}"
-        for key, val in out_accs.items():
-            if val is not None:
-                note += f"\n{ACC}{key} = {dump(val)}"
-        cred = self._cred(view)
-        if cred:
-            note += f"\n{CRED}{dump(cred)}"
-        return note, act, kind
-
-    def _cred(self, view: View) -> dict:
-        """Who I am, my current access tokens and the passwords to log in again (for this task's apps)."""
-        out: dict[str, Any] = {}
-        prof = None
-        for e in reversed(view.envelopes):
-            if e.get("app") == "supervisor" and e.get("api") == "show_profile" and e.get("status") == "ok":
-                prof = e.get("response")
-                break
-        if not isinstance(prof, dict):
-            prof = view.cred.get("me")
-        if isinstance(prof, dict):
-            out["me"] = {k: prof[k] for k in ("email", "phone_number") if k in prof}
-        tok = {}
-        for a, t in view.tokens:
-            if a in self.apps:
-                tok[a] = t
-        if tok:
-            out["tok"] = tok
-        pw = {}
-        for a, w in view.passwords:
-            if a in self.apps:
-                pw[a] = w
-        if pw:
-            out["pw"] = [{"account_name": a, "password": w} for a, w in sorted(pw.items())]
-        return out
-
-    def _decide_inner(self, st: dict, view: View, notes: list, accs: dict) -> tuple[str, Act | None, str]:
+    def _decide(self, st: dict, view: View, can_recall: bool = True) -> tuple[str, Act | None, str, list, list]:
         if st.get("m") == "main":
             res = view.last_result
             if isinstance(res, dict) and res.get("status") == "error" and \
@@ -793,15 +863,13 @@ class ScriptedAgent:
             else:
                 st["p"] = False
         tried = list(st.get("t") or [])
-        kb = KB(view, tried, give_up=int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
-        kb.notes_out = notes
-        kb.acc_out = accs
+        kb = KB(view, tried, give_up=not can_recall or int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
 
-        def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str]:
+        def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list, list]:
             st["t"] = tried[-MAX_TRIED:]
             if kind == "main":
                 st["c"] = 0  # recalls in a row are counted until the next real step
-            return note, act, kind
+            return note, act, kind, kb.loop_out, kb.found_out
 
         try:
             if st.get("r"):
@@ -814,13 +882,13 @@ class ScriptedAgent:
                     k = int(st["k"])
                     if k >= len(self.stages):
                         return done("done", None, "main")
-                    nxt = _first(self.stages[k], kb) if st.get("s") == FIRST else self.stages[k].advance(st["s"], kb)
+                    nxt = self.stages[k].first(kb) if st.get("s") == FIRST else self.stages[k].advance(st["s"], kb)
                     while nxt is DONE:
                         k += 1
                         st.update(k=k, s=FIRST)
                         if k >= len(self.stages):
                             return done("all stages done", None, "main")
-                        nxt = _first(self.stages[k], kb)
+                        nxt = self.stages[k].first(kb)
                     st["s"] = nxt
                     st["p"] = True
                 stage = self.stages[int(st["k"])]
@@ -831,12 +899,15 @@ class ScriptedAgent:
                     continue
                 if act.app not in NO_AUTH_APPS and act.api != "login":
                     act = Act(act.app, act.api, {"access_token": kb.token(act.app), **act.args})
-                return done(f"stage {st['k']} ({stage.label}) step {json.dumps(st['s'])}", act, "main")
+                return done(f"{stage.label}: {act.api}", act, "main")
             return done("no progress possible", None, "main")
         except Missing as e:
             st["t"] = ([t for t in tried if t != e.key] + [e.key])[-MAX_TRIED:]
             st["c"] = int(st.get("c") or 0) + 1
-            return "a value I need is not in view: recalling it", \
-                Act("recall_memory", "recall_memory", {"query": e.query}), "recall"
+            args: dict[str, Any] = {"query": e.query}
+            if e.page > 1:
+                args["page"] = e.page
+            return f"not in view any more: recalling {e.query!r}", Act("recall_memory", "recall_memory", args), \
+                "recall", kb.loop_out, kb.found_out
         except NeedAux as e:
             return done(f"fetching again: {e.act.app}.{e.act.api}", e.act, "aux")

@@ -566,16 +566,19 @@ class EmailForwardLatest(TaskTemplate):
 
     @staticmethod
     def plan(p: dict) -> list:
+        # while paging, note the matching e-mails (the inbox is long; the candidates are few)
+        matching = Pages("email", "show_inbox", keep=lambda kb, acc, r: acc + [
+            [e["sent_at"], e["email_id"]] for e in r.get("items", [])
+            if e["sender_name"] == p["name"] and p["word"] in e["subject"].lower()], init=[])
+
         def fwd(kb: KB) -> Any:
-            cands = [e for e in inbox(kb) if e["sender_name"] == p["name"] and p["word"] in e["subject"].lower()]
+            cands = kb.acc(matching)
             c = contact_by_role(kb, p["role"])
             if not cands or not c:
                 return None
-            best = max(cands, key=lambda e: (e["sent_at"], e["email_id"]))
-            return C("email", "forward_email", email_id=best["email_id"], recipients=[c["email"]])
+            return C("email", "forward_email", email_id=max(cands)[1], recipients=[c["email"]])
 
-        return [*prelude(["email", "phone"]), Pages("email", "show_inbox"), Pages("phone", "show_contacts"),
-                Single(fwd), Complete()]
+        return [*prelude(["email", "phone"]), matching, Pages("phone", "show_contacts"), Single(fwd), Complete()]
 
 
 class PhoneBirthdayTexts(TaskTemplate):
@@ -889,12 +892,17 @@ class MusicMostPlayed(TaskTemplate):
         lib = Pages("music", "show_song_library", keep=lambda kb, acc, r: acc + [s["song_id"] for s in r.get("items", [])],
                     init=[])
 
-        def best(kb: KB, acc: Any, sid: int, s: dict) -> Any:
-            return [s["play_count"], s["title"]] if acc is None or s["play_count"] > acc[0] else acc
+        def best(kb: KB, acc: list, sid: int, s: dict) -> list:
+            return acc + [[s["play_count"], s["title"]]]  # the most played is picked when all are read
 
         details = Each(lambda kb: kb.take(lib), lambda kb, sid: C("music", "show_song", song_id=sid), "song details",
-                       keep=best, queue=True)
-        return [*prelude(["music"]), lib, details, Complete(lambda kb: (kb.acc(details) or [None, None])[1])]
+                       keep=best, init=[], queue=True)
+
+        def most_played(kb: KB) -> Any:
+            seen = kb.acc(details)
+            return max(seen, key=lambda x: x[0])[1] if seen else None  # the first of equals, as the scan kept it
+
+        return [*prelude(["music"]), lib, details, Complete(most_played)]
 class MusicGenrePlaylist(TaskTemplate):
     name = "music_genre_playlist"
     difficulty = "medium"

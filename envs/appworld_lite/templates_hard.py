@@ -112,24 +112,17 @@ class MusicMostCommonSong(TaskTemplate):
         lib = Pages("music", "show_playlist_library", keep=_add_ids("playlist_id"), init=[])
 
         def tally(kb: KB, acc: list, pid: int, r: dict) -> list:
-            """acc[c - 1] = the song ids seen in exactly c playlists so far (compact running counts)."""
-            for s in r.get("items", []):
-                sid = s["song_id"]
-                c = next((j + 1 for j, ids in enumerate(acc) if sid in ids), 0)
-                if c:
-                    acc[c - 1].remove(sid)
-                if len(acc) <= c:
-                    acc.append([])
-                acc[c].append(sid)
-            return acc
+            """The song ids of each page (a playlist holds a song once): counted when the walk is done."""
+            return acc + [s["song_id"] for s in r.get("items", [])]
 
         songs = EachPages(lambda kb: kb.take(lib), "music", "show_playlist_songs", lambda pid: {"playlist_id": pid},
                           "playlist songs", keep=tally, init=[], queue=True)
 
         def top(kb: KB) -> int | None:
-            acc = kb.acc(songs)
-            best = next((ids for ids in reversed(acc) if ids), None)
-            return min(best) if best else None
+            counts = Counter(kb.acc(songs))
+            if not counts:
+                return None
+            return min(counts, key=lambda sid: (-counts[sid], sid))
 
         def title(kb: KB) -> str | None:
             sid = top(kb)
@@ -798,7 +791,6 @@ class PhoneTextsSummaryNote(TaskTemplate):
         texts = Pages("phone", "show_text_messages", until=older, keep=count, init={})
 
         def note(kb: KB) -> Any:
-            kb.take(contacts)
             return C("notes", "create_note", title=f"Texts since {p['since']}",
                      content=PhoneTextsSummaryNote.content(kb.acc(texts)))
 

@@ -8,8 +8,11 @@ import re
 import pytest
 
 from agentmem.envs.agents import LLMAgent
+from agentmem.envs.appworld_lite import TOOLS
 from agentmem.envs.appworld_lite.scripted import View
-from agentmem.envs.runner import run_episode
+from agentmem.envs.runner import RECALL_TOOL, run_episode
+
+_WITH_RECALL = [*TOOLS, RECALL_TOOL]  # what a memory with a recall tool offers the agent
 
 
 def _call(resp):
@@ -51,115 +54,116 @@ def _drop_tool_result(msgs, pred):
     return out, dropped
 
 
-def test_scripted_agent_recalls_a_missing_value_then_uses_it(env):
+def test_scripted_agent_writes_one_line_thoughts_and_no_carried_state(env):
+    """No notes, totals or credentials in its messages: one line each, re-derived from the view every turn."""
     task, msgs = _transcript(env, "music_most_common_song-0")
-    # the view right before the final "like": every playlist page has been read
+    own = [m["content"] for m in msgs if m["role"] == "assistant"]
+    assert own and all("\n" not in c and len(c) < 400 for c in own)
+    assert not any(re.search(r"\b(NOTE|ACC|CRED) ", c) for c in own)
+    # no value read from an observation is carried: no token, password or playlist/song id in its thoughts
+    assert not any("at-music-" in c or "\"password\"" in c for c in own)
+
+
+def test_scripted_agent_recalls_a_missing_value_by_the_call_it_made_then_uses_it(env):
+    task, msgs = _transcript(env, "music_most_common_song-0")
     like_at = next(i for i, m in enumerate(msgs)
                    if m["role"] == "assistant" and "like_song" in str(m.get("tool_calls")))
     view = msgs[:like_at]
     agent = task.scripted_agent()
-    expected = _call(agent(model="scripted", messages=view))[1]
+    expected = _call(agent(model="scripted", tools=_WITH_RECALL, messages=view))[1]
     assert expected["api"] == "like_song"
-    # it keeps a running tally in its own newest message: a lost playlist page no longer matters
+    # one playlist page gone from the view, and the notes the agent wrote of what each playlist held folded away
+    # too: the tally cannot be re-derived, so the agent asks its memory - first for its own notes of that step,
+    # then with the query a careful agent writes: the API it called and the ids it saw in its view
     lossy, dropped = _drop_tool_result(view, lambda c: '"api": "show_playlist_songs"' in c and
                                        '"args": {"page_index": 0, "playlist_id": 3}' in c)
-    assert _call(agent(model="scripted", messages=lossy))[1] == expected
-    # the tally itself gone from the view (folded away): the agent asks its memory for it
-    acc_line = re.compile(r"\nACC s\d+ = [^\n]*")
-    last_own = next(m for m in reversed(view) if m["role"] == "assistant")
-    bare = [{**m, "content": acc_line.sub("", m["content"])} if m["role"] == "assistant" else m for m in view]
-    name, args, msg = _call(agent(model="scripted", messages=bare))
-    assert name == "recall_memory" and args["query"].startswith("ACC s")
-    # a recall that brings it back (inside other text): the agent goes on with the right action
-    recall_text = "[agentmem: recalled 1 archived message]\n--- m-17 (assistant)\n" + last_own["content"]
-    view2 = bare + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": recall_text}]
-    name2, args2, _ = _call(agent(model="scripted", messages=view2))
+    note = re.compile(r" FOUND s\d+\.[\d.]+ = \S+")
+    assert any(note.search(m.get("content") or "") for m in lossy if m["role"] == "assistant")
+    lossy = [{**m, "content": note.sub("", m["content"])} if m["role"] == "assistant" else m for m in lossy]
+    name, args, msg = _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))
+    assert name == "recall_memory" and re.fullmatch(r'"FOUND s\d+\."', args["query"])
+
+    def answered(view, call_msg, content):
+        return view + [call_msg, {"role": "tool", "tool_call_id": call_msg["tool_calls"][0]["id"], "content": content}]
+
+    lossy = answered(lossy, msg, "[agentmem: nothing in the archive matches query 'x']")
+    name, args, msg = _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))
+    assert name == "recall_memory" and args == {"query": "show_playlist_songs playlist_id 3 page_index 0"}
+    # a recall that brings it back (inside other text, with a paging note): the agent does the right thing
+    answer = ("[agentmem: recalled archived messages for query 'x', exact matches first] (page 1 of 2)\n--- m-17 "
+              "(tool)\n" + dropped[0]["content"] + "\n[agentmem: 3 more message(s) (700 tokens) on 1 more page(s): "
+              "call recall_memory again with the same arguments and page=2]")
+    name2, args2, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=answered(lossy, msg, answer)))
     assert (name2, args2) == ("call_api", expected)
+    # the first page of the answer lacks it, but the answer says there is more: the agent pages on
+    partial = answer.replace(dropped[0]["content"], "(something else)")
+    name3, args3, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=answered(lossy, msg, partial)))
+    assert name3 == "recall_memory" and args3 == {"query": "show_playlist_songs playlist_id 3 page_index 0", "page": 2}
     # a recall that finds nothing: no second recall for the same value, the agent acts on what it has
-    view3 = bare + [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"],
-                          "content": "[agentmem: nothing in the archive matches]"}]
-    name3, args3, _ = _call(agent(model="scripted", messages=view3))
-    assert name3 == "call_api" and args3 != expected
+    name4, _, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=answered(lossy, msg, "[agentmem: nothing matches]")))
+    assert name4 == "call_api"
 
 
-def test_scripted_agent_reads_a_token_from_fold_text_or_recalls_it(env):
+def test_scripted_agent_recalls_only_when_it_is_offered_the_tool(env):
+    task, msgs = _transcript(env, "music_most_common_song-0")
+    like_at = next(i for i, m in enumerate(msgs)
+                   if m["role"] == "assistant" and "like_song" in str(m.get("tool_calls")))
+    note = re.compile(r" FOUND s\d+\.[\d.]+ = \S+")
+    lossy, _ = _drop_tool_result(msgs[:like_at], lambda c: '"api": "show_playlist_songs"' in c and
+                                 '"args": {"page_index": 0, "playlist_id": 3}' in c)
+    lossy = [{**m, "content": note.sub("", m["content"])} if m["role"] == "assistant" else m for m in lossy]
+    agent = task.scripted_agent()
+    assert _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))[0] == "recall_memory"
+    assert _call(agent(model="scripted", tools=task.tools, messages=lossy))[0] == "call_api"
+
+
+def test_scripted_agent_reads_a_token_from_fold_text_or_logs_in_again(env):
     task, msgs = _transcript(env, "todo_add_task-0", upto=3)  # profile, passwords, login
     agent = task.scripted_agent()
-    token = _call(agent(model="scripted", messages=msgs))[1]["arguments"]["access_token"]
+    token = _call(agent(model="scripted", tools=_WITH_RECALL, messages=msgs))[1]["arguments"]["access_token"]
     assert re.fullmatch(r"at-todo-[0-9a-f]{12}", token)
     login = msgs[6]
     assert "login" in login["tool_calls"][0]["function"]["arguments"]
     stub = {"role": "tool", "tool_call_id": login["tool_calls"][0]["id"], "content": "[agentmem: evicted tool result]"}
     fold = {"role": "user", "content": f"[agentmem: fold block blk-1 covers 4 earlier messages] values: {token}, 42"}
     # everything but the last call is folded; the token survives only in the block's extractive text
-    name, args, _ = _call(agent(model="scripted", messages=msgs[:2] + [fold, login, stub]))
+    name, args, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=msgs[:2] + [fold, login, stub]))
     assert name == "call_api" and args["api"] == "create_task" and args["arguments"]["access_token"] == token
-    # without the block the token is gone: the agent asks its memory for it
-    name, args, _ = _call(agent(model="scripted", messages=msgs[:2] + [login, stub]))
-    assert name == "recall_memory" and "todo" in args["query"] and "access_token" in args["query"]
+    # without the block the token is gone: the agent logs in again, with the password it still sees
+    name, args, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=msgs[:6] + [login, stub]))
+    assert name == "call_api" and args["api"] == "login"
     assert View(msgs).tokens == [("todo", token)]
 
 
-class _ArchiveMemory:
-    """A sliding-window memory: the last `keep` messages stay; older ones are archived and recallable by query."""
+class _NewestRoundOnly:
+    """The 'memory' of the issue: system message, task and the newest assistant turn with its results."""
 
-    def __init__(self, agent, keep):
-        self.agent, self.keep, self.archive, self.last_round = agent, keep, [], {}
-        self.recall_queries = []
+    def __init__(self, agent):
+        self.agent, self.last_round = agent, {}
 
     def completion(self, *, model, messages, tools=None, **kw):
-        head, tail = messages[:2], messages[2:]
-        cut = max(0, len(tail) - self.keep)
-        while cut < len(tail) and tail[cut]["role"] == "tool":
-            cut += 1
-        self.archive = tail[:cut]
-        stub = [{"role": "user", "content": f"[agentmem: evicted {cut} messages]"}] if cut else []
-        view = head + stub + tail[cut:]
-        self.last_round = {"raw_tokens": len(json.dumps(messages)) // 4, "view_tokens": len(json.dumps(view)) // 4,
-                           "actions": [{"type": "evict"}] if cut else []}
+        last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=len(messages))
+        view = messages[:2] + messages[last:]
+        self.last_round = {"raw_tokens": len(json.dumps(messages)) // 4, "view_tokens": len(json.dumps(view)) // 4}
         return self.agent(model=model, messages=view, tools=tools)
 
     def execute_recall(self, arguments):
-        q = arguments["query"]
-        self.recall_queries.append(q)
-        if q.startswith("NOTE "):
-            pats = [re.compile(re.escape(f"NOTE {q.split()[1]} = "))]
-        else:
-            w = q.split()[2:] if q.startswith("response of ") else q.split()
-            pats = [f'"app": "{w[0]}"', f'"api": "{w[1]}"'] + [
-                f'"{k}": {json.dumps(int(v) if v.isdigit() else v)}' for k, v in zip(w[2::2], w[3::2])]
-            pats = [re.compile(re.escape(p) + r"(?=[,}\s])") for p in pats]
-        hits = [m.get("content") or "" for m in self.archive
-                if not (m.get("content") or "").startswith("[agentmem") and all(p.search(m.get("content") or "")
-                                                                                 for p in pats)]
-        return "[agentmem: recalled]\n" + "\n".join(hits[-1:])
+        return "[agentmem: nothing in the archive matches]"
 
 
-def test_scripted_agent_succeeds_through_recall_when_its_window_is_small(env):
-    # a plan that carries what it needs (lists still to process, running aggregates) in its newest message
-    task = env.load("payments_handle_requests-0")
-    agent = task.scripted_agent()
-    mem = _ArchiveMemory(agent, keep=16)
-    res = run_episode(task, agent, mem, count_tokens=lambda m: 0)
-    assert res.summary["success"], res.summary["checks"]
-    assert res.summary["recalls"] == 0  # recall of a lost value: test_scripted_agent_recalls_a_missing_value...
-    assert max(r["view_tokens"] for r in res.records) < max(r["raw_tokens"] for r in res.records)
-
-
-def test_scripted_agent_degrades_without_recall_and_the_evaluator_scores_it(env):
-    class Forgetful(_ArchiveMemory):
-        def execute_recall(self, arguments):
-            self.recall_queries.append(arguments["query"])
-            return "[agentmem: nothing in the archive matches]"
-
-    task = env.load("music_playlist_minutes-0")
-    agent = task.scripted_agent()
-    mem = Forgetful(agent, keep=12)
-    res = run_episode(task, agent, mem, count_tokens=lambda m: 0, max_rounds=300)
-    assert res.summary["completed"] and res.summary["rounds"] < 300
-    q = mem.recall_queries
-    assert q and all(a != b for a, b in zip(q, q[1:]))  # a failed recall is not repeated: it acts on what it has
-    assert not res.summary["success"]
+def test_hard_tasks_discriminate_memories(env):
+    """Newest-rounds-only memory fails most hard tasks; no management at all solves every one."""
+    hard = [t for t in env.task_ids("hard") if t.endswith("-0")]
+    newest_ok, noop_ok = 0, 0
+    for tid in hard:
+        task = env.load(tid)
+        noop_ok += run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0).summary["success"]
+        task = env.load(tid)
+        agent = task.scripted_agent()
+        res = run_episode(task, agent, _NewestRoundOnly(agent), count_tokens=lambda m: 0, max_rounds=300)
+        newest_ok += res.summary["success"]
+    assert noop_ok == len(hard)
+    assert newest_ok <= len(hard) // 4, f"newest-rounds-only memory solved {newest_ok} of {len(hard)} hard tasks"
 
 
 class _RecordingCompletion:
@@ -240,3 +244,40 @@ def test_llm_agent_through_litellm_mock_response(env):
     assert resp["choices"][0]["message"]["content"] == "I cannot help with that."
     res = run_episode(task, agent, model="gpt-4o-mini", max_rounds=10, count_tokens=lambda m: 0)
     assert res.records[-1].get("stopped") == "no tool call" and not res.summary["success"]
+
+
+def test_llm_agent_drives_recall_through_agentmemory(env, tmp_path):
+    """An LLM agent behind AgentMemory gets the recall tool (with paging documented) and its answers from the
+    archive: after the passwords were folded away under a small budget, it asks for them and logs in with them."""
+    from agentmem import AgentMemory
+
+    task = env.load("todo_add_task-0")
+    seen_tools = []
+
+    def model(**kw):
+        seen_tools.append([t["function"]["name"] for t in kw.get("tools") or []])
+        msgs = kw["messages"]
+        tool_text = "\n".join(str(m.get("content")) for m in msgs if m["role"] == "tool")
+        n = len(seen_tools) - 1  # the fake counts its own calls (a real model would reason from its view)
+        if n == 0:
+            step = ("call_api", {"app": "supervisor", "api": "show_account_passwords", "arguments": {}})
+        elif n < 6:  # outputs that push the passwords out of a 1,500-token view
+            step = ("show_api_doc", {"app_name": "todo", "api_name": "create_task"})
+        elif '"account_name": "todo"' not in tool_text:
+            step = ("recall_memory", {"query": "show_account_passwords"})
+        else:
+            pw = re.search(r'"account_name": "todo", "password": "([^"]+)"', tool_text).group(1)
+            step = ("call_api", {"app": "todo", "api": "login", "arguments": {"username": "x", "password": pw}})
+        return _RecordingCompletion([step])(**kw)
+
+    agent = LLMAgent("hosted_vllm/any", completion=model)
+    mem = AgentMemory(completion=agent, policy="window", budget_tokens=1500, recall_tool=True,
+                      store=tmp_path / "a.db")
+    res = run_episode(task, agent, mem, model="hosted_vllm/any", max_rounds=12)
+    assert "recall_memory" in seen_tools[0]
+    calls = [json.loads(c["function"]["arguments"]) for m in res.messages if m["role"] == "assistant"
+             for c in m.get("tool_calls") or []]
+    assert {"query": "show_account_passwords"} in calls
+    login = next(c for c in calls if c.get("api") == "login")
+    answer = next(m["content"] for m in res.messages if m["role"] == "tool" and "recalled" in str(m["content"]))
+    assert login["arguments"]["password"] in answer and res.summary["recalls"] >= 1

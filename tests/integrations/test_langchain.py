@@ -222,11 +222,24 @@ def _injection_run(tmp_path, name, text):
     return model, [(e.kind, e.covers, e.after_message) for e in events]
 
 
+def _same_tokens(text: str) -> str:
+    """Neutral words with exactly as many tokens (gpt-4o's tokenizer, which the middleware counts with)."""
+    counter = TokenCounter("gpt-4o")
+    n = counter.text(text)
+    neutral = " ".join(["data"] * n)
+    while counter.text(neutral) > n:
+        neutral = neutral.rsplit(" ", 1)[0]
+    assert counter.text(neutral) == n
+    return neutral
+
+
 def test_prompt_injection_in_a_tool_output_changes_no_action_and_is_quoted_as_data(tmp_path):
     model, actions = _injection_run(tmp_path, "inj", INJECTION)
-    _, neutral = _injection_run(tmp_path, "neutral", "x" * len(INJECTION))
-    shape = [(k, len(c), n) for k, c, n in actions]
-    assert shape and shape == [(k, len(c), n) for k, c, n in neutral]  # same actions, same spans, same rounds
+    _, neutral = _injection_run(tmp_path, "neutral", _same_tokens(INJECTION))
+    # the same actions at the same rounds; the first fold (before any block exists) covers the same messages. Later
+    # spans may differ by a round: a block's size depends on the words it quotes, not on what they ask for.
+    assert actions and [(k, n) for k, _, n in actions] == [(k, n) for k, _, n in neutral]
+    assert len(actions[0][1]) == len(neutral[0][1]) and "evict" not in {k for k, _, _ in actions}
     blocks = [str(m.content) for c in model.calls for m in c["messages"]
               if isinstance(m, HumanMessage) and "ignore previous instructions" in str(m.content)]
     assert blocks, "the injected text was folded into a block the model sees"

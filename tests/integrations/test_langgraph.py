@@ -170,7 +170,7 @@ def test_concurrent_coroutines_on_many_sessions_overlap_their_thinker_waits(tmp_
 
     from agentmem.testing import ScriptedThinker
 
-    thinker = ScriptedThinker(["notes of the folded rounds"], delay_s=0.3)
+    thinker = ScriptedThinker(["notes of the folded rounds"], delay_s=1.0)
     hook = MemoryHook(policy="budget", budget_tokens=4000, store=tmp_path / "lg.db", thinker=thinker)
     histories = _slow_histories(6)
 
@@ -184,7 +184,7 @@ def test_concurrent_coroutines_on_many_sessions_overlap_their_thinker_waits(tmp_
     results = asyncio.run(all_of_them())
     wall = time.perf_counter() - t0
     assert len(thinker.requests) >= 6  # every session folded with the thinker
-    assert wall < 0.3 * len(thinker.requests) * 0.8, f"{wall:.2f}s: the thinker waits did not overlap"
+    assert wall < 1.0 * len(thinker.requests) * 0.6, f"{wall:.2f}s: the thinker waits did not overlap"
     for i, r in enumerate(results):
         validate_history([parse_message(m).to_dict() for m in r["llm_input_messages"]])
         assert hook.session({"configurable": {"thread_id": f"t{i}"}}).view.tokens <= 4000

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from agentmem.actions import EvictAction, FoldAction
 from agentmem.messages import parse_messages
 from agentmem.policies import BudgetConfig, BudgetPolicy, make_policy
-from agentmem.policies.base import PolicyContext, pinned_head
+from agentmem.policies.base import PolicyContext, pinned_head, recent_start
 from agentmem.primitives import evict, fold
 from agentmem.testing import synthetic_history
 from agentmem.view import BlockItem, View
@@ -33,7 +33,7 @@ def _apply(view: View, actions) -> View:
         if isinstance(a, EvictAction):
             view, _ = evict(view, ids=a.ids, counter=COUNTER)
         elif isinstance(a, FoldAction):
-            view, _ = fold(view, span=a.span, counter=COUNTER)
+            view, _ = fold(view, span=a.span, counter=COUNTER, block_tokens=a.block_tokens)
         else:  # pragma: no cover
             raise AssertionError(a)
     return view
@@ -71,28 +71,31 @@ def test_evicts_oversized_old_tool_outputs_first():
     assert after.tokens <= 6000
 
 
-def test_folds_oldest_units_down_to_the_low_watermark():
+def test_folds_oldest_units_into_a_block_sized_by_the_memory_allotment():
     view = _view(rounds=40)
-    cfg = BudgetConfig(budget_tokens=5000, low_ratio=0.6, keep_recent_rounds=3)
+    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, memory_ratio=0.4, keep_ratio=0.1)
     actions = BudgetPolicy(cfg).decide(view, CTX)
     assert [type(a) for a in actions] == [FoldAction]
     span = actions[0].span
     head = pinned_head(view)
     assert span[0] == view.items[head].key  # the oldest foldable unit comes first
     assert list(span) == view.keys()[head:head + len(span)]  # one contiguous chunk
+    space = 5000 - sum(it.tokens for it in view.items[:head])
+    assert 32 <= actions[0].block_tokens <= int(space * 0.4)  # the memory's allotment, not a fixed block
     after = _apply(view, actions)
     after.validate(allow_open_tail=False)
     assert after.tokens <= 5000
-    assert after.tokens <= int(5000 * 0.6) + 150  # down to the low mark (block header aside)
-    assert BudgetPolicy(cfg).decide(after, CTX) == []  # nothing more to do until the high mark again
+    raw_after = sum(it.tokens for it in after.items[head + 1:])
+    assert raw_after <= max(int(space * 0.1), sum(it.tokens for it in view.items[recent_start(view, 3):]))
+    assert BudgetPolicy(cfg).decide(after, CTX) == []  # nothing more to do until the budget is crossed again
 
 
-def test_leading_blocks_stay_until_they_hold_too_much():
-    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, merge_blocks_ratio=0.3)
+def test_blocks_stay_in_place_until_the_allotment_is_full_then_merge():
+    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, memory_ratio=0.4, keep_ratio=0.1)
     policy = BudgetPolicy(cfg)
-    msgs = parse_messages(synthetic_history(120, output_chars=600))
+    msgs = parse_messages(synthetic_history(160, output_chars=600))
     view = View()
-    folds = []  # (span holds a block?, tokens the leading blocks held before)
+    folds = []  # (span holds a block?, tokens the leading blocks held before, room the allotment had)
     for m in msgs:
         view = view_of([m], view=view)
         if not view.unit_complete(*view.units()[-1]):
@@ -101,18 +104,21 @@ def test_leading_blocks_stay_until_they_hold_too_much():
         for a in actions:
             if isinstance(a, FoldAction):
                 head = pinned_head(view)
+                allotment = int((5000 - sum(it.tokens for it in view.items[:head])) * 0.4)
                 leading = 0
                 for it in view.items[head:]:
                     if not isinstance(it, BlockItem):
                         break
                     leading += it.tokens
-                folds.append((any(k.startswith("blk-") for k in a.span), leading))
+                folds.append((any(k.startswith("blk-") for k in a.span), leading, allotment - leading))
+                if not folds[-1][0]:
+                    assert a.block_tokens <= allotment - leading
         view = _apply(view, actions)
         view.validate(allow_open_tail=False)
         assert view.tokens <= 5000
-    assert len(folds) >= 3
-    for merged, leading in folds:
-        assert merged == (leading > 5000 * 0.3), folds  # the prefix is stable until the blocks hold too much
+    assert len(folds) >= 4 and any(f[0] for f in folds) and any(not f[0] for f in folds)
+    for merged, _leading, room in folds:
+        assert merged == (room < 0.25 * (room + _leading)), folds  # merge only when the allotment is full
     assert view.keys()[:2] == [msgs[0].id, msgs[1].id]
 
 

@@ -71,3 +71,14 @@ def test_stubs_are_never_evicted_again():
     s.prepare(history)
     assert any(isinstance(it, StubItem) for it in s.view.items)
     assert s.policy.decide(s.view, PolicyContext()) == []  # nothing new is old yet
+
+
+def test_bounded_masking_drops_the_oldest_rounds_behind_one_pointer_block():
+    traj = Trajectory.from_messages("ob", synthetic_history(80, output_chars=600))
+    rounds = list(replay(traj, policy="observation_masking", budget_tokens=3000, bounded=True, keep_recent_rounds=4))
+    assert max(r.record["view_tokens"] for r in rounds) <= 3000 + 700  # the newest round may overshoot
+    assert rounds[-1].record["view_tokens"] <= 3000
+    last = [m for m in rounds[-1].view if str(m.get("content") or "").startswith("[agentmem: fold block")]
+    assert len(last) == 1 and len(last[0]["content"]) < 400  # one pointer, not a summary
+    unbounded = list(replay(traj, policy="observation_masking", budget_tokens=3000))
+    assert unbounded[-1].record["view_tokens"] > 3000  # masking alone does not bound a long run

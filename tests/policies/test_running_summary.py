@@ -43,7 +43,7 @@ def test_one_block_that_resummarizes_itself():
         blocks = [m for m in r.view if str(m.get("content", "")).startswith("[agentmem")]
         assert len(blocks) <= 1
     last = rounds[-1].view
-    assert last[2]["content"].startswith("[agentmem") and "values:" in last[2]["content"]
+    assert last[2]["content"].startswith("[agentmem") and "## lines kept from tool outputs" in last[2]["content"]
 
 
 def test_think_mode_when_a_thinker_is_configured():

@@ -1,0 +1,112 @@
+"""Per-policy benchmark on appworld-lite: does memory decide success?
+
+Runs `agentmem run --env appworld-lite --task all --agent scripted --policy P --budget B` for every policy and
+budget (the CLI itself, in a subprocess, so the figures are what a user gets), then prints one table (TGC/SGC per
+difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
+
+    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 102 tasks
+    python bench/appworld_policies.py --budgets 6000 --policies noop,window,budget --difficulty hard
+
+The ScriptedAgent has no memory of its own (its only state is the view), so a policy that loses what a task needs
+fails the task. `thinker` without a model thinker falls back to the budget policy's extractive folds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+# "+norecall": the same policy without the recall_memory tool (a sliding window without an archive is what
+# langchain's trim_messages does)
+POLICIES = ["noop", "window", "window+norecall", "observation_masking", "running_summary", "budget",
+            "budget+norecall", "thinker"]
+DIFFS = ["easy", "medium", "hard"]
+
+
+def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: str, max_rounds: int) -> dict:
+    name, _, flag = policy.partition("+")
+    cmd = [sys.executable, "-m", "agentmem.cli", "run", "--env", "appworld-lite", "--task", tasks, "--agent",
+           "scripted", "--policy", name, "--budget", str(budget), "--out", str(out), "--max-rounds", str(max_rounds)]
+    if flag == "norecall":
+        cmd.append("--no-recall-tool")
+    if difficulty:
+        cmd += ["--difficulty", difficulty]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    agg = summary["aggregate"]
+    shown = [c if len(c) < 80 else f"<{c.count(',') + 1} ids>" for c in cmd[3:]]
+    row = {"policy": policy, "budget": budget, "command": " ".join(["agentmem", *shown]), "wall_s": round(wall, 1)}
+    for key in ("n_tasks", "tgc", "sgc", "peak_view_tokens", "mean_view_tokens", "peak_raw_tokens", "recalls",
+                "folds"):
+        row[key] = agg.get(key)
+    row["by_difficulty"] = {d: {k: v.get(k) for k in ("n_tasks", "tgc", "sgc", "peak_view_tokens",
+                                                     "mean_view_tokens", "recalls", "folds")}
+                            for d, v in (agg.get("by_difficulty") or {}).items()}
+    row["over_budget_rounds"] = sum(1 for line in (out / "rounds.jsonl").read_text().splitlines()
+                                    if line and json.loads(line).get("view_tokens", 0) > budget)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| budget | policy | TGC all | easy | medium | hard | SGC hard | peak view | mean view | hard mean view | "
+            "rounds over budget | recalls | folds | wall s |")
+    lines = [head, "|---|---|" + "---:|" * (head.count("|") - 3)]
+    for r in rows:
+        bd = r["by_difficulty"]
+        g = lambda d, k: bd.get(d, {}).get(k, "-")  # noqa: E731
+        lines.append(f"| {r['budget']:,} | {r['policy']} | {r['tgc']:.1f} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | "
+                     f"{g('hard', 'tgc')} | {g('hard', 'sgc')} | {r['peak_view_tokens']:,} | {r['mean_view_tokens']:,.0f} | "
+                     f"{g('hard', 'mean_view_tokens')} | {r['over_budget_rounds']} | {r['recalls']} | {r['folds']} | "
+                     f"{r['wall_s']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--budgets", default="6000,4000")
+    ap.add_argument("--difficulty", default=None, choices=DIFFS)
+    ap.add_argument("--tasks", default="all", help="'all' or comma-separated task ids")
+    ap.add_argument("--seeds", default=None, help="with --tasks all: only these seeds (e.g. 0 = one task per template)")
+    ap.add_argument("--max-rounds", type=int, default=300, help="cap per task (the unmanaged agent needs <= 105)")
+    ap.add_argument("--out", default="out/appworld_policies")
+    ap.add_argument("--results", default="bench/results/appworld_policies")
+    a = ap.parse_args(argv)
+    tasks = a.tasks
+    if tasks == "all" and a.seeds is not None:
+        from agentmem.envs import get_env
+
+        seeds = tuple(f"-{x}" for x in a.seeds.split(","))
+        tasks = ",".join(t for t in get_env("appworld-lite").task_ids(a.difficulty) if t.endswith(seeds))
+    rows = []
+    for budget in [int(b) for b in a.budgets.split(",")]:
+        for policy in a.policies.split(","):
+            out = Path(a.out) / f"{policy}_{budget}"
+            row = run_one(policy, budget, out, a.difficulty, tasks, a.max_rounds)
+            rows.append(row)
+            print(f"{policy:>20} @{budget}: TGC {row['tgc']:.1f} hard {row['by_difficulty'].get('hard', {}).get('tgc')} "
+                  f"recalls {row['recalls']} folds {row['folds']} ({row['wall_s']} s)", flush=True)
+    md = table(rows)
+    print(md)
+    res = Path(a.results)
+    res.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
+            "cpus": os.cpu_count(), "load": os.getloadavg(), "python": platform.python_version()}
+    res.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    res.with_suffix(".md").write_text(md + "\n")
+    return {"meta": meta, "rows": rows}
+
+
+if __name__ == "__main__":
+    main()
