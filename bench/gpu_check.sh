@@ -15,11 +15,14 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 MODEL="local"
 CPU=0
+PROMPT_ARG=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) CPU=1 ;;
     --model) MODEL="$2"; shift ;;
-    *) echo "usage: bash bench/gpu_check.sh [--cpu] [--model local|smollm2|<file.gguf>]" >&2; exit 2 ;;
+    --prompt-tokens) PROMPT_ARG="$2"; shift ;;
+    *) echo "usage: bash bench/gpu_check.sh [--cpu] [--model local|smollm2|<file.gguf>] [--prompt-tokens N]" >&2
+       exit 2 ;;
   esac
   shift
 done
@@ -49,6 +52,7 @@ EOF
 
 # CPU: a shorter span so the check stays within its budget on 2 cores; GPU: the full 3,000-token span
 if [ "$CPU" = 1 ]; then PROMPT=1500; TMODE=skip; else PROMPT=3000; TMODE=full; fi
+PROMPT="${PROMPT_ARG:-$PROMPT}"
 
 echo "== llama.cpp and transformers (bench/thinker_speed.py)"
 timeout "$(deadline)" "$PY" bench/thinker_speed.py --model "$MODEL" --prompt-tokens "$PROMPT" \

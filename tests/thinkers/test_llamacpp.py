@@ -130,7 +130,8 @@ def test_gpu_check_script_cpu_path(tmp_path):
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "GPU_CHECK_JSON": str(out), "PYTHON": sys.executable}
-    r = subprocess.run(["bash", "bench/gpu_check.sh", "--cpu", "--model", "smollm2"], cwd=root, env=env,
+    r = subprocess.run(["bash", "bench/gpu_check.sh", "--cpu", "--model", "smollm2", "--prompt-tokens", "400"],
+                       cwd=root, env=env,
                        capture_output=True, text=True, timeout=280)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "llama.cpp (xllamacpp): installed" in r.stdout and "prefill tok/s" in r.stdout
