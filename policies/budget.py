@@ -34,7 +34,12 @@ class BudgetConfig(PolicyConfig):
     low_ratio: float = Field(default=0.6, gt=0.05, lt=1, description="Fold down to this share of the budget.")
     soft_ratio: float = Field(default=0.85, gt=0.05, le=1,
                               description="Above this share a thinking fold is planned ahead (background).")
-    keep_recent_rounds: int = Field(default=1, ge=1, description="Newest assistant turns never folded or evicted.")
+    keep_recent_rounds: int = Field(default=2, ge=1, description="Newest assistant turns never folded or evicted "
+                                    "(the newest always; older ones only while they fit in recent_share).")
+    recent_share: float = Field(default=0.15, gt=0, le=1,
+                                description="The recent rounds before the newest stay raw only while they hold at "
+                                            "most this share of the space after the pinned task: at a tight budget "
+                                            "the memory gets the room instead.")
     evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
     fold_mode: Literal["extractive", "think"] = "extractive"
     block_tokens: int = Field(default=500, ge=32, description="Expected size of a thinking block (for planning).")
@@ -119,6 +124,8 @@ class BudgetPolicy(Policy):
         recent = recent_start(view, cfg.keep_recent_rounds)
         newest = recent_start(view, 1)
         space = max(0, cfg.budget_tokens - sum(it.tokens for it in view.items[:head]))
+        if sum(it.tokens for it in view.items[recent:newest]) > space * cfg.recent_share:
+            recent = newest
         allotment = max(64, int(space * cfg.memory_ratio))
         raw_keep = int(space * cfg.keep_ratio) if target is None else target
         actions: list[Action] = []
