@@ -26,7 +26,7 @@ from typing import Any
 from agentmem import archive
 from agentmem.budget_guard import BudgetGuardConfig, check_budget, guard_actions
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction, UnrecallAction
-from agentmem.messages import HistoryError, Message, group_rounds, message_text, parse_message
+from agentmem.messages import HistoryError, Message, message_text, parse_message
 from agentmem.primitives import (
     EmptyThinkingError,
     EvictConfig,
@@ -35,7 +35,6 @@ from agentmem.primitives import (
     SummarizeConfig,
     evict,
     fold,
-    format_archive,
     recall,
     summarize_by_thinking,
     thinking_request,
@@ -45,11 +44,9 @@ from agentmem.store import ConcurrentWriteError, Store, chain_next
 from agentmem.thinkers.base import Thinker, ThinkRequest, ThinkResult
 from agentmem.tokens import TokenCounter
 from agentmem.view import (
-    BlockItem,
     Event,
     EventError,
     MessageItem,
-    RecalledItem,
     View,
     apply_event,
     build_view,
