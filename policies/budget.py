@@ -165,7 +165,8 @@ class BudgetPolicy(Policy):
                 raw_left -= size
             if raw_left <= raw_keep:
                 break
-        base = view.tokens - sum(saved.values()) - span_raw + 60  # the view after the fold, without its memory
+        # the view after the fold, without its memory (100: the block's header and data wrapper)
+        base = view.tokens - sum(saved.values()) - span_raw + 100
 
         def sized(first: int, room: int) -> tuple[int, int]:
             """(block size, tokens over budget) when the blocks from `first` on are merged into the new block."""
