@@ -56,10 +56,10 @@ class BudgetConfig(PolicyConfig):
     min_new_block_ratio: float = Field(default=0.25, gt=0, le=1,
                                        description="Merge the blocks when less than this share of the allotment "
                                                    "is left for a new one.")
-    keep_recall_ratio: float = Field(default=0.6, ge=0, lt=1,
+    keep_recall_ratio: float = Field(default=0.75, ge=0, lt=1,
                                      description="Share of the space after the pinned task that a trailing run of "
                                                  "recall rounds (answers the agent is still reading) may hold "
-                                                 "unfolded, beside the keep_recent_rounds.")
+                                                 "unfolded, the keep_recent_rounds included.")
     working_ratio: float = Field(default=0.7, ge=0, lt=1,
                                  description="Share of the space after the pinned task kept for raw rounds (the "
                                              "agent's working set): memory holds at most the rest, and a fold "
@@ -154,7 +154,8 @@ class BudgetPolicy(Policy):
         newest = recent_start(view, 1)
         space = max(0, cfg.budget_tokens - sum(it.tokens for it in view.items[:head]))
         # recall answers the agent is still reading stay raw; memory gives way to them (see recall_streak_start)
-        streak = recall_streak_start(view, recent, int(space * cfg.keep_recall_ratio))
+        streak = recall_streak_start(view, recent, int(space * cfg.keep_recall_ratio)
+                                     - sum(it.tokens for it in view.items[recent:]))
         reading = streak < recent
         recent = streak
         allotment = max(64, int(space * min(cfg.memory_ratio, 1 - cfg.working_ratio)))
