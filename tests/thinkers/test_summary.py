@@ -81,7 +81,7 @@ def test_run_with_the_small_model_reports_llamacpp_figures(tmp_path):
 
     r = CliRunner().invoke(app, ["run", "--task", "email_count_from-0", "--policy", "thinker", "--thinker", "smollm2",
                                  "--budget", "1500", "--set", "block_tokens=200", "--no-background",
-                                 "--think-tokens", "64", "--out", str(tmp_path)])
+                                 "--think-tokens", "64", "--max-rounds", "12", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     t = json.loads((tmp_path / "summary.json").read_text())["thinker"]
     assert tuple(t) == THINKER_SUMMARY_KEYS and t["backend"] == "llama.cpp"
