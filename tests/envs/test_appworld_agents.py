@@ -309,7 +309,8 @@ def test_scripted_agent_asks_for_a_stages_notes_again_from_a_later_stage(env):
         return lossy[:last] + [{**lossy[last], "content": content}] + lossy[last + 1:]
 
     # recalled while the stage itself ran: asked again now
-    name, args2, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=with_tried(f"found:{stage}@{stage[1:]}")))
+    name, args2, _ = _call(agent(model="scripted", tools=_WITH_RECALL,
+                                 messages=with_tried(f"found:{stage}@{stage[1:]}")))
     assert (name, args2) == ("recall_memory", args)
     # recalled already from this stage: the call itself next
     name, args3, _ = _call(agent(model="scripted", tools=_WITH_RECALL,
