@@ -20,13 +20,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from agentmem.actions import Action, EvictAction, FoldAction, RecallAction
+from agentmem.archive import RECALL_TOOL_NAME
 from agentmem.messages import message_text
 from agentmem.values import extract_values
 from agentmem.view import BlockItem, MessageItem, RecalledItem, StubItem, View
 
 from .base import Policy, PolicyConfig, PolicyContext, pinned_head, recent_start
 
-__all__ = ["BudgetPolicy", "BudgetConfig", "recall_query"]
+__all__ = ["BudgetPolicy", "BudgetConfig", "recall_query", "recall_streak_start"]
 
 
 class BudgetConfig(PolicyConfig):
@@ -60,6 +61,18 @@ class BudgetConfig(PolicyConfig):
     min_new_block_ratio: float = Field(default=0.15, gt=0, le=1,
                                        description="Merge the blocks when less than this share of the allotment "
                                                    "is left for a new one.")
+    keep_recall_ratio: float = Field(default=0.75, ge=0, lt=1,
+                                     description="Share of the space after the pinned task that a trailing run of "
+                                                 "recall rounds (answers the agent is still reading) may hold "
+                                                 "unfolded, the keep_recent_rounds included.")
+    working_ratio: float = Field(default=0.7, ge=0, lt=1,
+                                 description="Share of the space after the pinned task kept for raw rounds (the "
+                                             "agent's working set): memory holds at most the rest, and a fold "
+                                             "leaves at least half of this share raw. A live agent pages and "
+                                             "re-reads what it is working on; 0 lets memory_ratio/keep_ratio rule.")
+    recall_memory_ratio: float = Field(default=0.2, ge=0, le=1,
+                                       description="While such a run is over budget, memory gives way down to this "
+                                                   "share of its allotment (instead of min_memory_ratio).")
     auto_recall: bool = Field(default=False, description="Query the archive with the newest messages each round.")
     recall_tokens: int = Field(default=300, ge=32, description="Budget of one auto-recalled snippet.")
 
@@ -72,6 +85,27 @@ class BudgetConfig(PolicyConfig):
         if self.memory_ratio + self.keep_ratio >= 0.95:
             raise ValueError("memory_ratio + keep_ratio must leave room for new rounds between folds")
         return self
+
+
+def recall_streak_start(view: View, recent: int, cap_tokens: int) -> int:
+    """Where the trailing run of recall rounds before `recent` begins (at most `cap_tokens` of them).
+
+    An agent that pages through recall answers, or recalls several look-ups before it can act, reads them together
+    in a later round: folding the oldest of them while it still asks for the next one undoes its own recall (and
+    it asks again, round after round). The agent's next real step ends the run and the answers may be folded."""
+    start, used = recent, 0
+    for ustart, uend in reversed(view.units()):
+        if uend > recent:
+            continue
+        msg = getattr(view.items[ustart], "message", None)
+        if msg is None or msg.role != "assistant" or not msg.tool_calls or \
+                any(tc.name != RECALL_TOOL_NAME for tc in msg.tool_calls):
+            break
+        used += sum(it.tokens for it in view.items[ustart:uend])
+        if used > cap_tokens:
+            break
+        start = ustart
+    return start
 
 
 def recall_query(view: View, *, max_terms: int = 12) -> str | None:
@@ -126,8 +160,13 @@ class BudgetPolicy(Policy):
         space = max(0, cfg.budget_tokens - sum(it.tokens for it in view.items[:head]))
         if sum(it.tokens for it in view.items[recent:newest]) > space * cfg.recent_share:
             recent = newest
-        allotment = max(64, int(space * cfg.memory_ratio))
-        raw_keep = int(space * cfg.keep_ratio) if target is None else target
+        # recall answers the agent is still reading stay raw; memory gives way to them (see recall_streak_start)
+        streak = recall_streak_start(view, recent, int(space * cfg.keep_recall_ratio)
+                                     - sum(it.tokens for it in view.items[recent:]))
+        reading = streak < recent
+        recent = streak
+        allotment = max(64, int(space * min(cfg.memory_ratio, 1 - cfg.working_ratio)))
+        raw_keep = int(space * max(cfg.keep_ratio, cfg.working_ratio / 2)) if target is None else target
         actions: list[Action] = []
         saved: dict[str, int] = {}
         # oversized outputs go first, from the recent rounds too (only the newest round is untouchable): large
@@ -179,7 +218,7 @@ class BudgetPolicy(Policy):
         size, overshoot = sized(first, room)
         # when the newest rounds are large, memory gives way (more blocks merged, a smaller block) rather than the
         # view overshooting the budget
-        floor = int(allotment * cfg.min_memory_ratio)
+        floor = int(allotment * (cfg.recall_memory_ratio if reading else cfg.min_memory_ratio))
         while overshoot > 0 and blocks and sum(t for _i, t in blocks[:-1]) >= floor:
             first, tokens = blocks.pop()
             room += tokens
@@ -189,9 +228,10 @@ class BudgetPolicy(Policy):
             size = max(min(size, floor - kept), size - overshoot)  # beyond the floor the budget guard acts
         merge = first < start
         span = [it.key for it in view.items[first:start]] + raw_span
-        if span_raw == 0 and not (merge and len(span) >= 2):
+        shrink = reading and merge and overshoot > 0  # the newest block shrinks for the answers being read
+        if span_raw == 0 and not (merge and (len(span) >= 2 or shrink)):
             return actions
-        if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
+        if len(span) >= 2 or span_raw > size * 2 or shrink:  # folding one item into a block of its size gains nothing
             actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
                                       reason="memory allotment full: merge the newest blocks" if merge
                                       else "over budget"))

@@ -320,6 +320,7 @@ class KB:
         self.loop_out: list[tuple[str, list]] = []  # a loop started in this call: its list, written down once
         self.found_out: list[tuple[str, str, Any]] = []  # what the step just answered found, written down once
         self.gone = False  # a step of the stage being derived could not be read again (view, notes, recall)
+        self.plan: dict = {}  # the progress marker being decided on (control information only: the stage index)
         self._index: dict[tuple[str, str], list[dict]] = {}
         self._exact: dict[tuple[str, str, str], dict] = {}
         for e, key in zip(view.envelopes, view.keys):
@@ -407,9 +408,14 @@ class KB:
             self.gone = False
             self._derived[stage.key] = stage.derive(self)
             if not self.gone:
-                self.found(f"found:{stage.key}")  # complete: a later loss starts a fresh recall
+                self.found(self.notes_key(stage))  # complete: a later loss starts a fresh recall
         v = self._derived[stage.key]
         return json.loads(json.dumps(v)) if v is not None else default
+
+    def notes_key(self, stage: "Stage") -> str:
+        """The recall of a stage's own notes, once per stage being worked on: notes written after an earlier
+        recall of them (while the stage itself was running) are asked for again when a later stage needs them."""
+        return f"found:{stage.key}@{self.plan.get('k')}"
 
     take = acc  # a loop that consumes an earlier stage's findings reads them the same way
 
@@ -504,7 +510,7 @@ def _step(kb: KB, stage: "Stage", step: str, act: Act) -> tuple[str, Any, Any]:
     note = kb.view.found.get((stage.key, step))
     if note is not None:
         return "note", None, note
-    kb.miss(f"found:{stage.key}", f'"{FOUND}{stage.key}."')
+    kb.miss(kb.notes_key(stage), f'"{FOUND}{stage.key}."')
     kb.get(act.app, act.api, **act.args)  # raises Missing (recall the call) unless that was tried already
     kb.gone = True
     return "gone", None, None
@@ -864,6 +870,7 @@ class ScriptedAgent:
                 st["p"] = False
         tried = list(st.get("t") or [])
         kb = KB(view, tried, give_up=not can_recall or int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
+        kb.plan = st
 
         def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list, list]:
             st["t"] = tried[-MAX_TRIED:]

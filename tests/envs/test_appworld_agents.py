@@ -281,3 +281,38 @@ def test_llm_agent_drives_recall_through_agentmemory(env, tmp_path):
     login = next(c for c in calls if c.get("api") == "login")
     answer = next(m["content"] for m in res.messages if m["role"] == "tool" and "recalled" in str(m["content"]))
     assert login["arguments"]["password"] in answer and res.summary["recalls"] >= 1
+
+
+def test_scripted_agent_asks_for_a_stages_notes_again_from_a_later_stage(env):
+    """Notes of a stage recalled while that stage ran (fewer were written then) are asked for again, once, when a
+    later stage needs them; a second miss in the same stage goes to the call itself."""
+    from agentmem.envs.appworld_lite.scripted import MARK, _short
+
+    task, msgs = _transcript(env, "music_most_common_song-0")
+    like_at = next(i for i, m in enumerate(msgs)
+                   if m["role"] == "assistant" and "like_song" in str(m.get("tool_calls")))
+    lossy, _ = _drop_tool_result(msgs[:like_at], lambda c: '"api": "show_playlist_songs"' in c and
+                                 '"args": {"page_index": 0, "playlist_id": 3}' in c)
+    note = re.compile(r" FOUND s\d+\.[\d.]+ = \S+")
+    lossy = [{**m, "content": note.sub("", m["content"])} if m["role"] == "assistant" else m for m in lossy]
+    agent = task.scripted_agent()
+    name, args, _ = _call(agent(model="scripted", tools=_WITH_RECALL, messages=lossy))
+    assert name == "recall_memory"
+    stage = re.fullmatch(r'"FOUND (s\d+)\."', args["query"]).group(1)
+    last = max(i for i, m in enumerate(lossy) if m["role"] == "assistant")
+    state = json.loads(lossy[last]["content"][len(MARK):].split(" ", 1)[0])
+    assert int(state["k"]) > int(stage[1:])  # a later stage needs them
+
+    def with_tried(key):
+        st = {**state, "t": [_short(key)]}
+        content = MARK + json.dumps(st, separators=(",", ":")) + " " + lossy[last]["content"].split(" ", 2)[2]
+        return lossy[:last] + [{**lossy[last], "content": content}] + lossy[last + 1:]
+
+    # recalled while the stage itself ran: asked again now
+    name, args2, _ = _call(agent(model="scripted", tools=_WITH_RECALL,
+                                 messages=with_tried(f"found:{stage}@{stage[1:]}")))
+    assert (name, args2) == ("recall_memory", args)
+    # recalled already from this stage: the call itself next
+    name, args3, _ = _call(agent(model="scripted", tools=_WITH_RECALL,
+                                 messages=with_tried(f"found:{stage}@{state['k']}")))
+    assert name == "recall_memory" and args3 == {"query": "show_playlist_songs playlist_id 3 page_index 0"}

@@ -73,7 +73,8 @@ def test_evicts_oversized_old_tool_outputs_first():
 
 def test_folds_oldest_units_into_a_block_sized_by_the_memory_allotment():
     view = _view(rounds=40)
-    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, memory_ratio=0.4, keep_ratio=0.1)
+    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, memory_ratio=0.4, keep_ratio=0.1,
+                       working_ratio=0)
     actions = BudgetPolicy(cfg).decide(view, CTX)
     assert [type(a) for a in actions] == [FoldAction]
     span = actions[0].span
@@ -91,7 +92,8 @@ def test_folds_oldest_units_into_a_block_sized_by_the_memory_allotment():
 
 
 def test_blocks_stay_in_place_until_the_allotment_is_full_then_merge():
-    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, memory_ratio=0.4, keep_ratio=0.1)
+    cfg = BudgetConfig(budget_tokens=5000, keep_recent_rounds=3, memory_ratio=0.4, keep_ratio=0.1,
+                       working_ratio=0)
     policy = BudgetPolicy(cfg)
     msgs = parse_messages(synthetic_history(160, output_chars=600))
     view = View()
@@ -163,3 +165,64 @@ def test_config_is_strict_and_checked():
     p = make_policy("budget", budget_tokens=3000)
     assert isinstance(p, BudgetPolicy) and p.config.budget_tokens == 3000
     assert make_policy("noop", budget_tokens=3000).name == "noop"
+
+
+def _recall_tail(rounds: int, recalls: int, answer_chars: int = 1200) -> View:
+    """A history whose newest `recalls` assistant turns are recall_memory calls with their answers."""
+    raw = synthetic_history(rounds, output_chars=600)
+    for n in range(recalls):
+        call_id = f"rc{n}"
+        raw.append({"role": "assistant", "content": f"recalling page {n + 1}",
+                    "tool_calls": [{"id": call_id, "type": "function",
+                                    "function": {"name": "recall_memory",
+                                                 "arguments": f'{{"query": "list_items page_index {n}"}}'}}]})
+        raw.append({"role": "tool", "tool_call_id": call_id,
+                    "content": f"[agentmem: recalled page {n}] " + "item value " * (answer_chars // 11)})
+    return view_of(parse_messages(raw))
+
+
+def test_recall_answers_the_agent_is_still_reading_are_not_folded():
+    """A run of recall rounds (the agent pages through answers before it acts) stays raw, so the answers it asked
+    for first are still there when it has all of them; the older rounds are folded instead."""
+    view = _recall_tail(rounds=40, recalls=4)
+    recall_keys = set(view.keys()[-8:])
+    policy = BudgetPolicy(budget_tokens=6000, working_ratio=0)  # the guard alone, without a raw working share
+    actions = [a for a in policy.decide(view, CTX) if isinstance(a, FoldAction)]
+    assert actions, "over budget: the old rounds are folded"
+    assert not recall_keys & set(actions[0].span)
+    after = _apply(view, actions)
+    after.validate(allow_open_tail=False)
+    assert recall_keys <= set(after.keys()) and after.tokens <= 6000
+    # without the guard the oldest recall answers are folded with the old rounds (keep_recent_rounds only)
+    plain = BudgetPolicy(budget_tokens=6000, keep_recall_ratio=0, working_ratio=0)
+    span = set(next(a for a in plain.decide(view, CTX) if isinstance(a, FoldAction)).span)
+    assert recall_keys & span
+
+
+def test_a_recall_run_larger_than_its_share_is_folded_from_its_oldest_answers():
+    view = _recall_tail(rounds=10, recalls=12, answer_chars=2400)
+    policy = BudgetPolicy(budget_tokens=6000, working_ratio=0)
+    folds = [a for a in policy.decide(view, CTX) if isinstance(a, FoldAction)]
+    assert folds
+    span = set(folds[0].span)
+    first_recall = len(view.keys()) - 24
+    assert set(view.keys()[first_recall:first_recall + 2]) <= span  # the oldest recall round goes
+    assert not set(view.keys()[-4:]) & span  # the newest two never
+
+
+def test_a_fold_leaves_the_working_share_raw():
+    """working_ratio: memory holds at most 1 - working_ratio of the space, and a fold leaves half of it raw."""
+    view = _view(rounds=60)
+    head = pinned_head(view)
+    space = 6000 - sum(it.tokens for it in view.items[:head])
+    for working in (0.0, 0.7):
+        policy = BudgetPolicy(budget_tokens=6000, working_ratio=working)
+        actions = policy.decide(view, CTX)
+        after = _apply(view, actions)
+        after.validate(allow_open_tail=False)
+        memory = sum(it.tokens for it in after.items if isinstance(it, BlockItem))
+        raw = after.tokens - memory - sum(it.tokens for it in after.items[:head])
+        if working:
+            assert memory <= int(space * (1 - working)) and raw >= int(space * working / 2) - 400
+        else:
+            assert raw < int(space * 0.35) - 400  # memory_ratio / keep_ratio rule: little stays raw
