@@ -35,11 +35,16 @@ class BudgetConfig(PolicyConfig):
     low_ratio: float = Field(default=0.6, gt=0.05, lt=1, description="Fold down to this share of the budget.")
     soft_ratio: float = Field(default=0.85, gt=0.05, le=1,
                               description="Above this share a thinking fold is planned ahead (background).")
-    keep_recent_rounds: int = Field(default=2, ge=1, description="Newest assistant turns never folded or evicted.")
+    keep_recent_rounds: int = Field(default=2, ge=1, description="Newest assistant turns never folded or evicted "
+                                    "(the newest always; older ones only while they fit in recent_share).")
+    recent_share: float = Field(default=0.15, gt=0, le=1,
+                                description="The recent rounds before the newest stay raw only while they hold at "
+                                            "most this share of the space after the pinned task: at a tight budget "
+                                            "the memory gets the room instead.")
     evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
     fold_mode: Literal["extractive", "think"] = "extractive"
     block_tokens: int = Field(default=500, ge=32, description="Expected size of a thinking block (for planning).")
-    memory_ratio: float = Field(default=0.7, gt=0, lt=1,
+    memory_ratio: float = Field(default=0.8, gt=0, lt=1,
                                 description="Share of the budget left after the pinned task that blocks may hold.")
     keep_ratio: float = Field(default=0.05, gt=0, lt=1,
                               description="Share of that space left to raw rounds right after a fold.")
@@ -53,7 +58,7 @@ class BudgetConfig(PolicyConfig):
                                                 "its allotment, no further.")
     merge_share: float = Field(default=0.6, gt=0, le=1,
                                description="A merged block takes this share of the room it frees.")
-    min_new_block_ratio: float = Field(default=0.25, gt=0, le=1,
+    min_new_block_ratio: float = Field(default=0.15, gt=0, le=1,
                                        description="Merge the blocks when less than this share of the allotment "
                                                    "is left for a new one.")
     keep_recall_ratio: float = Field(default=0.75, ge=0, lt=1,
@@ -153,6 +158,8 @@ class BudgetPolicy(Policy):
         recent = recent_start(view, cfg.keep_recent_rounds)
         newest = recent_start(view, 1)
         space = max(0, cfg.budget_tokens - sum(it.tokens for it in view.items[:head]))
+        if sum(it.tokens for it in view.items[recent:newest]) > space * cfg.recent_share:
+            recent = newest
         # recall answers the agent is still reading stay raw; memory gives way to them (see recall_streak_start)
         streak = recall_streak_start(view, recent, int(space * cfg.keep_recall_ratio)
                                      - sum(it.tokens for it in view.items[recent:]))
@@ -197,7 +204,8 @@ class BudgetPolicy(Policy):
                 raw_left -= size
             if raw_left <= raw_keep:
                 break
-        base = view.tokens - sum(saved.values()) - span_raw + 60  # the view after the fold, without its memory
+        # the view after the fold, without its memory (100: the block's header and data wrapper)
+        base = view.tokens - sum(saved.values()) - span_raw + 100
 
         def sized(first: int, room: int) -> tuple[int, int]:
             """(block size, tokens over budget) when the blocks from `first` on are merged into the new block."""
@@ -224,19 +232,6 @@ class BudgetPolicy(Policy):
         if span_raw == 0 and not (merge and (len(span) >= 2 or shrink)):
             return actions
         if len(span) >= 2 or span_raw > size * 2 or shrink:  # folding one item into a block of its size gains nothing
-            actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
-                                      reason="memory allotment full: merge the newest blocks" if merge
-                                      else "over budget"))
-        return actions
-        # a merged block leaves part of the room free, so the next folds append instead of merging again
-        size = int(room * cfg.merge_share) if merge else \
-            min(room, int(span_raw * cfg.max_block_share), int(allotment * cfg.max_new_block_ratio))
-        # when the newest rounds are large, memory gives way for this fold rather than the view overshooting
-        merged = sum(it.tokens for it in view.items[first:start])
-        overshoot = view.tokens - sum(saved.values()) - span_raw - merged + size + 60 - cfg.budget_tokens
-        if overshoot > 0:
-            size -= overshoot
-        if len(span) >= 2 or span_raw > size * 2:  # folding one item into a block of its size gains nothing
             actions.append(FoldAction(span=tuple(span), mode=cfg.fold_mode, block_tokens=max(32, size),
                                       reason="memory allotment full: merge the newest blocks" if merge
                                       else "over budget"))

@@ -120,7 +120,7 @@ def test_blocks_stay_in_place_until_the_allotment_is_full_then_merge():
         assert view.tokens <= 5000
     assert len(folds) >= 4 and any(f[0] for f in folds) and any(not f[0] for f in folds)
     for merged, _leading, room in folds:
-        assert merged == (room < 0.25 * (room + _leading)), folds  # merge only when the allotment is full
+        assert merged == (room < cfg.min_new_block_ratio * (room + _leading)), folds  # merge only when full
     assert view.keys()[:2] == [msgs[0].id, msgs[1].id]
 
 
@@ -134,10 +134,16 @@ def test_never_touches_system_task_or_recent_turns(data):
     cfg = BudgetConfig(budget_tokens=budget, keep_recent_rounds=keep, evict_tool_tokens=64,
                        block_tokens=min(100, int(budget * 0.3)))
     actions = BudgetPolicy(cfg).decide(view, CTX)
-    # folds never reach into the newest `keep` turns; evictions of oversized outputs spare only the newest turn
+    # folds never reach into the newest turn, nor into the newest `keep` turns while the ones before the newest fit
+    # in recent_share of the space after the pinned task; evictions of oversized outputs spare only the newest turn
+    space = budget - sum(it.tokens for it in view.items[:pinned_head(view)])
+    older_recent = _protected(view, keep) - _protected(view, 1)
+    fits = sum(view.get(k).tokens for k in older_recent) <= space * cfg.recent_share
     for a in actions:
         touched = set(a.ids if isinstance(a, EvictAction) else a.span)
-        assert not touched & _protected(view, 1 if isinstance(a, EvictAction) else keep)
+        assert not touched & _protected(view, 1)
+        if isinstance(a, FoldAction) and fits:
+            assert not touched & _protected(view, keep)
     if view.tokens <= budget:
         assert actions == []
     _apply(view, actions).validate(allow_open_tail=False)
