@@ -69,7 +69,9 @@ class BudgetConfig(PolicyConfig):
                                  description="Share of the space after the pinned task kept for raw rounds (the "
                                              "agent's working set): memory holds at most the rest, and a fold "
                                              "leaves at least half of this share raw. A live agent pages and "
-                                             "re-reads what it is working on; 0 lets memory_ratio/keep_ratio rule.")
+                                             "re-reads what it is working on. Applies while a recall round is raw in "
+                                             "the view (the agent recalls: memory did not carry its working set); "
+                                             "0 lets memory_ratio/keep_ratio rule always.")
     recall_memory_ratio: float = Field(default=0.2, ge=0, le=1,
                                        description="While such a run is over budget, memory gives way down to this "
                                                    "share of its allotment (instead of min_memory_ratio).")
@@ -106,6 +108,19 @@ def recall_streak_start(view: View, recent: int, cap_tokens: int) -> int:
             break
         start = ustart
     return start
+
+
+def recalled_in_view(view: View, head: int) -> bool:
+    """Whether the agent called the recall tool in a round still raw in the view.
+
+    An agent that recalls is saying that memory did not carry what it works on: while it does, its working set
+    (raw rounds) gets `working_ratio` of the space. An agent that never recalls keeps the larger memory allotment."""
+    for it in view.items[head:]:
+        msg = getattr(it, "message", None)
+        if isinstance(it, MessageItem) and msg.role == "assistant" and \
+                any(tc.name == RECALL_TOOL_NAME for tc in msg.tool_calls or ()):
+            return True
+    return False
 
 
 def recall_query(view: View, *, max_terms: int = 12) -> str | None:
@@ -165,8 +180,9 @@ class BudgetPolicy(Policy):
                                      - sum(it.tokens for it in view.items[recent:]))
         reading = streak < recent
         recent = streak
-        allotment = max(64, int(space * min(cfg.memory_ratio, 1 - cfg.working_ratio)))
-        raw_keep = int(space * max(cfg.keep_ratio, cfg.working_ratio / 2)) if target is None else target
+        working = cfg.working_ratio if recalled_in_view(view, head) else 0.0
+        allotment = max(64, int(space * min(cfg.memory_ratio, 1 - working)))
+        raw_keep = int(space * max(cfg.keep_ratio, working / 2)) if target is None else target
         actions: list[Action] = []
         saved: dict[str, int] = {}
         # oversized outputs go first, from the recent rounds too (only the newest round is untouchable): large

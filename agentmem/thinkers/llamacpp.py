@@ -144,15 +144,21 @@ def _default_threads() -> tuple[int, int]:
     """(decode threads, prompt threads). $AGENTMEM_LLAMACPP_THREADS sets both.
 
     Decoding synchronises all its threads once per token, so one thread descheduled by another process stalls
-    them all: measured here on 2 busy cores, 2 decode threads fell to 1-3 tok/s while 1 thread kept 8-19. On a
-    small machine decode leaves one core to the agent and everything else; prompt evaluation (large batches, far
-    less synchronisation) uses every core.
+    them all: measured here on 2 busy cores, 2 decode threads fell to 1-3 tok/s while 1 thread kept 8-19; on the
+    same 2 cores idle, 2 threads decode at 17.7 tok/s against 11.1 for one. So a small machine that is already
+    busy when the model loads (1-minute load average near its core count) leaves one core to the agent and
+    everything else; an idle one decodes on every core. Prompt evaluation (large batches, far less
+    synchronisation) uses every core.
     """
     env = os.environ.get("AGENTMEM_LLAMACPP_THREADS")
     if env:
         return max(1, int(env)), max(1, int(env))
     n = _cpus()
-    return (max(1, n - 1) if n <= 4 else n), n
+    try:
+        busy = os.getloadavg()[0] >= n - 0.5
+    except OSError:  # pragma: no cover - no load average on this platform
+        busy = True
+    return (max(1, n - 1) if n <= 4 and busy else n), n
 
 
 class LlamaCppThinker:

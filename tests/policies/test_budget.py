@@ -210,19 +210,21 @@ def test_a_recall_run_larger_than_its_share_is_folded_from_its_oldest_answers():
     assert not set(view.keys()[-4:]) & span  # the newest two never
 
 
-def test_a_fold_leaves_the_working_share_raw():
-    """working_ratio: memory holds at most 1 - working_ratio of the space, and a fold leaves half of it raw."""
-    view = _view(rounds=60)
-    head = pinned_head(view)
-    space = 6000 - sum(it.tokens for it in view.items[:head])
-    for working in (0.0, 0.7):
+def test_a_fold_leaves_the_working_share_raw_while_the_agent_recalls():
+    """working_ratio: while a recall round is raw in the view, memory holds at most 1 - working_ratio of the space
+    and a fold leaves half of it raw; an agent that does not recall keeps the memory_ratio / keep_ratio sizing."""
+    plain = _view(rounds=60)
+    recalling = _recall_tail(rounds=60, recalls=1, answer_chars=300)
+    for view, working, applies in ((plain, 0.0, False), (plain, 0.7, False), (recalling, 0.7, True)):
+        head = pinned_head(view)
+        space = 6000 - sum(it.tokens for it in view.items[:head])
         policy = BudgetPolicy(budget_tokens=6000, working_ratio=working)
         actions = policy.decide(view, CTX)
         after = _apply(view, actions)
         after.validate(allow_open_tail=False)
         memory = sum(it.tokens for it in after.items if isinstance(it, BlockItem))
         raw = after.tokens - memory - sum(it.tokens for it in after.items[:head])
-        if working:
+        if applies:
             assert memory <= int(space * (1 - working)) and raw >= int(space * working / 2) - 400
         else:
             assert raw < int(space * 0.35) - 400  # memory_ratio / keep_ratio rule: little stays raw
