@@ -150,6 +150,7 @@ class _BackgroundFold:
     planned_round: int
     started: float
     branch: int = 0
+    view: View | None = None  # a decision: the view the model was shown (its answer is re-checked against now)
 
 
 class MemorySession:
@@ -498,10 +499,12 @@ class MemorySession:
         ctx = self._context()
         thinking: str | None = None
         judge = getattr(self.policy, "judge", None)  # a policy the model drives (ThinkerPolicy)
+        pending: str | None = None
         if judge is None:
             request = self.policy.thinking_request(self.view, ctx)
-        elif self.background and not self._over_budget():
-            request = None  # asked off the critical path, from _start_background
+        elif self.background:  # asked off the critical path, from _start_background; never waited for
+            request = None
+            pending = "decision pending" if self._job is not None else "no decision asked yet"
         else:
             request = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
         result: ThinkResult | BaseException | None = None
@@ -517,35 +520,44 @@ class MemorySession:
         if judge is None:
             actions = self.policy.decide(self.view, ctx, thinking)
         else:
-            actions, record = judge(self.view, ctx, thinking)
-            if result is not None:
-                self._log_decision(stats, record, result, background=False)
+            actions, record = judge(self.view, ctx, thinking, pending=pending)
+            if result is not None or record is not None:
+                self._log_decision(stats, record, result, background=pending is not None)
         for action in actions:
             yield from self._apply(action, stats)
         if result is not None:
             self._decided_at = self.view.tokens
 
-    def _log_decision(self, stats: RoundStats, record: Any, result: ThinkResult | BaseException,
-                      *, background: bool) -> None:
-        """Every model decision goes into the round's actions (and the log) with its validation result."""
+    def _log_decision(self, stats: RoundStats, record: Any, result: ThinkResult | BaseException | None,
+                      *, background: bool, late: dict[str, Any] | None = None) -> None:
+        """Every model decision goes into the round's actions (and the log) with its validation result; so does
+        the budget rule acting alone while a background decision is pending (result None). A decision that
+        arrived late says when it was asked; one whose every action went stale is marked stale."""
         if isinstance(result, BaseException):
             entry: dict[str, Any] = {"kind": "decision", "valid": False, "applied": 0, "fallback": True,
                                      "errors": [f"thinker failed: {type(result).__name__}: {result}"[:300]]}
         else:
-            entry = {"kind": "decision", **record.model_dump(), "thinker_s": round(result.seconds, 3)}
-            entry["errors"], entry["ops"] = list(record.errors), list(record.ops)
+            entry = {"kind": "decision", **record.model_dump()}
+            entry["errors"], entry["ops"], entry["stale"] = list(record.errors), list(record.ops), list(record.stale)
+            if result is not None:
+                entry["thinker_s"] = round(result.seconds, 3)
+            if record.stale and not record.applied:
+                entry["stale_decision"] = True  # nothing the model chose still fits the view: logged, not applied
+        if late is not None:
+            entry.update(late)
         entry["background"] = background
         stats.actions.append(entry)
         _log.info("agentmem %s: model decision %s", self.session_id, entry)
 
     def _decide_off_path(self, view: View, ctx: Any, request: ThinkRequest) -> tuple[Any, ...]:
-        """Worker thread: the model's decision over a snapshot of the view, then the thinking folds it asks for."""
+        """Worker thread: the model's decision over a snapshot of the view, then the thinking folds it asks for
+        (over that snapshot). Nothing is applied here: the round that collects it re-checks it against its view."""
+        folds: dict[tuple[str, ...], ThinkResult | BaseException] = {}
         try:
             result: ThinkResult | BaseException = self.thinker.think(request)  # type: ignore[union-attr]
         except Exception as exc:  # becomes a logged fallback at collection
-            return exc, [], None, {}
-        actions, record = self.policy.judge(view, ctx, result.answer or result.text)
-        folds: dict[tuple[str, ...], ThinkResult | BaseException] = {}
+            return exc, folds
+        actions, _record = self.policy.judge(view, ctx, result.answer or result.text)
         for action in actions:
             if isinstance(action, FoldAction) and action.mode == "think":
                 fold_request = thinking_request(view, span=action.span, task=self.task, counter=self.counter,
@@ -553,7 +565,7 @@ class MemorySession:
                 if self.thinker_timeout_s:
                     fold_request = fold_request.model_copy(update={"timeout_s": self.thinker_timeout_s})
                 folds[action.span] = self._call_thinker_sync(fold_request)
-        return result, actions, record, folds
+        return result, folds
 
     def _apply(self, action: Action, stats: RoundStats) -> _Plan:
         policy_name = getattr(self.policy, "name", type(self.policy).__name__)
@@ -706,10 +718,14 @@ class MemorySession:
         return stats
 
     def _job_to_wait_for(self) -> concurrent.futures.Future | None:
-        """The running background fold, when the hard budget cannot be kept without it; else None."""
-        if self._job is None or self._job.future.done() or not self._over_budget():
+        """The running background fold, when the hard budget cannot be kept without it; else None.
+
+        Never a model decision: at the hard budget the budget rule acts at once ("decision pending") and the
+        decision is re-checked against the view when it arrives, so the agent does not wait on the model."""
+        job = self._job
+        if job is None or job.action is None or job.future.done() or not self._over_budget():
             return None
-        return self._job.future
+        return job.future
 
     def _over_budget(self) -> bool:
         budget = getattr(self.policy.config, "budget_tokens", None)
@@ -728,9 +744,10 @@ class MemorySession:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                        thread_name_prefix="agentmem-fold")
-            future = self._executor.submit(self._decide_off_path, self.view.copy(), ctx, decision)
+            snapshot = self.view.copy()
+            future = self._executor.submit(self._decide_off_path, snapshot, ctx, decision)
             self._job = _BackgroundFold(action=None, future=future, planned_round=self.rounds,
-                                        started=time.perf_counter(), branch=self.branch)
+                                        started=time.perf_counter(), branch=self.branch, view=snapshot)
             self._decided_at = self.view.tokens
             stats.actions.append({"kind": "planned", "decision": True, "background": True})
             return
@@ -758,15 +775,26 @@ class MemorySession:
             stats.rejected.append(f"background {'decision' if job.action is None else 'fold'} dropped: planned on "
                                   f"branch {job.branch}")
             return
-        if job.action is None:  # a model decision and the thinking folds it asked for
-            result, actions, record, folds = job.future.result()
-            self._log_decision(stats, record, result, background=True)
+        if job.action is None:  # a model decision (and the thinking folds it asked for), checked against now
+            result, folds = job.future.result()
+            record = None
+            actions: list[Action] = []
+            if not isinstance(result, BaseException):
+                actions, record = self.policy.judge(self.view, self._context(), result.answer or result.text,
+                                                    asked_on=job.view)
+            self._log_decision(stats, record, result, background=True,
+                               late={"asked_round": job.planned_round, "rounds_late": self.rounds - job.planned_round,
+                                     "wall_s": round(time.perf_counter() - job.started, 3)})
             for action in actions:
+                if isinstance(action, FoldAction) and action.mode == "think" and action.span not in folds:
+                    action = action.model_copy(update={  # no model call on the critical path
+                        "mode": "extractive", "reason": f"{action.reason}; extractive: span differs from the one "
+                                                        "folded by thinking in the background"})
                 plan = self._apply(action, stats)
                 try:
                     next(plan)
                     while True:
-                        plan.send(folds.get(action.span) or EventError("no background thinker result"))
+                        plan.send(folds[action.span])
                 except StopIteration:
                     pass
             self._decided_at = self.view.tokens

@@ -93,7 +93,9 @@ class DecisionRecord(BaseModel):
     applied: int = 0  # model actions kept (after dropping invalid ones)
     repaired: bool = False  # the budget rule completed it (it would have ended over budget)
     fallback: bool = False  # nothing usable: the budget rule acted alone
+    reason: str = ""  # why the budget rule acted alone (e.g. "decision pending": the model is still deciding)
     errors: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()  # actions valid on the view the model saw that no longer fit the view now
     ops: tuple[str, ...] = ()  # the model's actions, compactly ("fold m-3..m-9", "evict m-4", "keep")
     projected_tokens: int = 0
 
@@ -216,6 +218,43 @@ def _op_text(op: Any) -> str:
     return "keep"
 
 
+class _Movable:
+    """Where a decision's actions may act in one view: after the pinned head, before the newest turns."""
+
+    def __init__(self, view: View, keep_recent_rounds: int):
+        self.view = view
+        self.head, self.recent = pinned_head(view), recent_start(view, keep_recent_rounds)
+        self.index = view.index()
+        self.unit_of = {i: (s, e) for s, e in view.units() for i in range(s, e)}
+
+    def fold_range(self, op: _FoldOp) -> tuple[int, int]:
+        """[start, end) of the fold, widened to whole turns; raises DecisionError when it cannot be folded."""
+        if op.from_ not in self.index or op.to not in self.index:
+            raise DecisionError(f"fold names unknown keys {op.from_!r}..{op.to!r}")
+        a, b = sorted((self.index[op.from_], self.index[op.to]))
+        a, b = self.unit_of[a][0], self.unit_of[b][1]  # widen to whole turns
+        if a < self.head or b > self.recent:
+            raise DecisionError(f"fold {op.from_}..{op.to} reaches into the pinned head or the newest turns")
+        return a, b
+
+    def evict_ids(self, op: _EvictOp) -> list[str]:
+        ids = list(dict.fromkeys(op.ids))  # a small model repeats ids: once is what it meant
+        for key in ids:
+            i = self.index.get(key)
+            if i is None or not (self.head <= i < self.recent) or not isinstance(self.view.items[i], MessageItem):
+                raise DecisionError(f"cannot evict {key!r} (unknown, pinned, recent or not a message)")
+        return ids
+
+    def target(self, op: Any) -> tuple[Any, ...]:
+        """What an action would touch here (the folded keys, the evicted ids); raises DecisionError if invalid."""
+        if isinstance(op, _FoldOp):
+            a, b = self.fold_range(op)
+            return tuple(it.key for it in self.view.items[a:b])
+        if isinstance(op, _EvictOp):
+            return tuple(self.evict_ids(op))
+        return ()
+
+
 class ThinkerPolicy(BudgetPolicy):
     name = "thinker"
     Config = ThinkerPolicyConfig
@@ -263,13 +302,26 @@ class ThinkerPolicy(BudgetPolicy):
     def decide(self, view: View, ctx: PolicyContext, thinking: str | None = None) -> list[Action]:
         return self.judge(view, ctx, thinking)[0]
 
-    def judge(self, view: View, ctx: PolicyContext, thinking: str | None) -> tuple[list[Action], DecisionRecord | None]:
-        """The actions for this round and, when the model answered, the record of its decision."""
+    def judge(self, view: View, ctx: PolicyContext, thinking: str | None, *, asked_on: View | None = None,
+              pending: str | None = None) -> tuple[list[Action], DecisionRecord | None]:
+        """The actions for this round and, when the model answered (or is still answering), the decision's record.
+
+        asked_on: the view the model was shown, when it answered about an earlier view (a background decision
+        arriving late). Each action is then checked against both: invalid on the view it saw is the model's error;
+        valid there but no longer on `view` (items folded or evicted meanwhile, a span that changed) is stale and
+        dropped, and the rest is applied.
+        pending: why no answer is available yet (e.g. "decision pending"); over the budget the budget rule acts now,
+        with extractive folds (no model call on the critical path), and the record says so.
+        """
         cfg: ThinkerPolicyConfig = self.config  # type: ignore[assignment]
         if thinking is None:
             if view.tokens <= cfg.budget_tokens:
                 return super().decide(view, ctx), None  # auto-recall only, when enabled
-            return self._fallback(view, ctx, "no thinker decision"), None
+            if pending is None:
+                return self._fallback(view, ctx, "no thinker decision"), None
+            actions = [a.model_copy(update={"mode": cfg.repair_mode}) if isinstance(a, FoldAction) else a
+                       for a in self._fallback(view, ctx, pending)]
+            return actions, DecisionRecord(valid=False, fallback=True, reason=pending, projected_tokens=view.tokens)
         try:
             decision = parse_decision(thinking)
         except DecisionError as exc:
@@ -277,30 +329,34 @@ class ThinkerPolicy(BudgetPolicy):
                 view.tokens > cfg.budget_tokens) else []
             return actions, DecisionRecord(valid=False, fallback=True, errors=(str(exc),),
                                            projected_tokens=view.tokens)
-        return self._to_actions(view, decision)
+        return self._to_actions(view, decision, asked_on=asked_on)
 
     def _fallback(self, view: View, ctx: PolicyContext, why: str) -> list[Action]:
         return [a.model_copy(update={"reason": f"{a.reason}; fallback: {why}"}) for a in super().decide(view, ctx)]
 
-    def _to_actions(self, view: View, decision: _Decision) -> tuple[list[Action], DecisionRecord]:
+    def _to_actions(self, view: View, decision: _Decision, *, asked_on: View | None = None
+                    ) -> tuple[list[Action], DecisionRecord]:
         cfg: ThinkerPolicyConfig = self.config  # type: ignore[assignment]
-        head, recent = pinned_head(view), recent_start(view, cfg.keep_recent_rounds)
-        index = view.index()
-        unit_of = {i: (s, e) for s, e in view.units() for i in range(s, e)}
+        now = _Movable(view, cfg.keep_recent_rounds)
+        then = _Movable(asked_on, cfg.keep_recent_rounds) if asked_on is not None else None
+        head, recent, index = now.head, now.recent, now.index
         spans: list[list[int]] = []  # [start, end) of the folds; overlapping or adjacent ones are merged
         evicted: dict[str, None] = {}
         recall: RecallAction | None = None
         errors: list[str] = []
+        stale: list[str] = []
         for op in decision.actions:
             try:
+                if then is not None:  # the model's own error on the view it saw, or stale now?
+                    target = then.target(op)
+                    try:
+                        if now.target(op) != target:
+                            raise DecisionError("its items changed since the model was asked")
+                    except DecisionError as exc:
+                        stale.append(f"{_op_text(op)}: {exc}")
+                        continue
                 if isinstance(op, _FoldOp):
-                    if op.from_ not in index or op.to not in index:
-                        raise DecisionError(f"fold names unknown keys {op.from_!r}..{op.to!r}")
-                    a, b = sorted((index[op.from_], index[op.to]))
-                    a, b = unit_of[a][0], unit_of[b][1]  # widen to whole turns
-                    if a < head or b > recent:
-                        raise DecisionError(f"fold {op.from_}..{op.to} reaches into the pinned head or the newest "
-                                            "turns")
+                    a, b = now.fold_range(op)
                     if any(index[k] in range(a, b) for k in evicted):
                         raise DecisionError(f"fold {op.from_}..{op.to} overlaps an eviction")
                     for other in [sp for sp in spans if sp[0] <= b and a <= sp[1]]:  # a small model splits or
@@ -308,12 +364,9 @@ class ThinkerPolicy(BudgetPolicy):
                         a, b = min(a, other[0]), max(b, other[1])
                     spans.append([a, b])
                 elif isinstance(op, _EvictOp):
-                    ids = list(dict.fromkeys(op.ids))  # a small model repeats ids: once is what it meant
+                    ids = now.evict_ids(op)
                     for key in ids:
-                        i = index.get(key)
-                        if i is None or not (head <= i < recent) or not isinstance(view.items[i], MessageItem):
-                            raise DecisionError(f"cannot evict {key!r} (unknown, pinned, recent or not a message)")
-                        if key in evicted or any(sp[0] <= i < sp[1] for sp in spans):
+                        if key in evicted or any(sp[0] <= index[key] < sp[1] for sp in spans):
                             raise DecisionError(f"evict {key!r} overlaps another action")
                     evicted.update(dict.fromkeys(ids))
                 elif isinstance(op, _RecallOp):
@@ -349,8 +402,8 @@ class ThinkerPolicy(BudgetPolicy):
         if decision.cut_off:
             errors.append("answer cut off by the token cap; its complete actions were kept")
         record = DecisionRecord(valid=not errors, applied=applied, repaired=repaired, fallback=applied == 0 and
-                                repaired, errors=tuple(errors), ops=tuple(_op_text(op) for op in decision.actions),
-                                projected_tokens=projected)
+                                repaired, errors=tuple(errors), stale=tuple(stale),
+                                ops=tuple(_op_text(op) for op in decision.actions), projected_tokens=projected)
         # evictions first: a fold over an evicted item keeps its key valid, the other order would not
         return sorted(actions, key=lambda a: {"evict": 0, "fold": 1}.get(a.kind, 2)), record
 
