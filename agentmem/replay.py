@@ -278,6 +278,7 @@ def replay(
             record.update(scorer.score(t, view, tokens))
             yield ReplayRound(round=t, view=view, record=record)
     finally:
+        session.close()  # a background decision or fold still running is finished, not left behind
         if own_store:
             st.close()
 
