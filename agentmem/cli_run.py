@@ -97,10 +97,11 @@ def _add_thinker_summary(out: Path, summary: dict, thinker_obj: object) -> None:
     """summary.json gets the "thinker" object (speed from the thinker, decisions from the round records)."""
     import json
 
-    from agentmem.thinkers.summary import thinker_summary
+    from agentmem.thinkers.summary import decision_timing, thinker_summary
 
     rounds_path = out / "rounds.jsonl"
     rounds = [json.loads(line) for line in rounds_path.read_text().splitlines() if line.strip()] if (
         rounds_path.is_file()) else []
     summary["thinker"] = thinker_summary(thinker_obj, rounds)
+    summary["thinker_decisions"] = decision_timing(rounds) if thinker_obj is not None else None
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

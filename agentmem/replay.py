@@ -390,7 +390,7 @@ def run_replay(
     """
     from agentmem.memory import resolve_thinker
     from agentmem.store import Store
-    from agentmem.thinkers.summary import thinker_summary
+    from agentmem.thinkers.summary import decision_timing, thinker_summary
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -430,6 +430,7 @@ def run_replay(
         "budget_tokens": budget_tokens,
         "policy_config": dict(policy_config or {}),
         "thinker": thinker_summary(think, rounds),  # None without a model (extractive folds)
+        "thinker_decisions": decision_timing(rounds) if think is not None else None,  # late / stale / pending
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "seconds": round(time.perf_counter() - t_start, 2),

@@ -151,6 +151,8 @@ class _BackgroundFold:
     started: float
     branch: int = 0
     view: View | None = None  # a decision: the view the model was shown (its answer is re-checked against now)
+    decided: concurrent.futures.Future | None = None  # a decision: the model's answer, before its thinking folds
+    consumed: bool = False  # the decision was applied at the hard budget before its thinking folds were ready
 
 
 class MemorySession:
@@ -504,7 +506,9 @@ class MemorySession:
             request = self.policy.thinking_request(self.view, ctx)
         elif self.background:  # asked off the critical path, from _start_background; never waited for
             request = None
-            pending = "decision pending" if self._job is not None else "no decision asked yet"
+            job = self._job
+            pending = ("no decision asked yet" if job is None else
+                       "model busy with the last decision's thinking folds" if job.consumed else "decision pending")
         else:
             request = self.policy.thinking_request(self.view, ctx, getattr(self, "_decided_at", None))
         result: ThinkResult | BaseException | None = None
@@ -549,14 +553,18 @@ class MemorySession:
         stats.actions.append(entry)
         _log.info("agentmem %s: model decision %s", self.session_id, entry)
 
-    def _decide_off_path(self, view: View, ctx: Any, request: ThinkRequest) -> tuple[Any, ...]:
-        """Worker thread: the model's decision over a snapshot of the view, then the thinking folds it asks for
-        (over that snapshot). Nothing is applied here: the round that collects it re-checks it against its view."""
+    def _decide_off_path(self, view: View, ctx: Any, request: ThinkRequest,
+                         decided: concurrent.futures.Future) -> tuple[Any, ...]:
+        """Worker thread: the model's decision over a snapshot of the view (published in `decided` at once, so a
+        round at the hard budget can use it), then the thinking folds it asks for (over that snapshot). Nothing is
+        applied here: the round that collects it re-checks it against its view."""
         folds: dict[tuple[str, ...], ThinkResult | BaseException] = {}
         try:
             result: ThinkResult | BaseException = self.thinker.think(request)  # type: ignore[union-attr]
         except Exception as exc:  # becomes a logged fallback at collection
+            decided.set_result(exc)
             return exc, folds
+        decided.set_result(result)
         actions, _record = self.policy.judge(view, ctx, result.answer or result.text)
         for action in actions:
             if isinstance(action, FoldAction) and action.mode == "think":
@@ -745,9 +753,11 @@ class MemorySession:
                 self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
                                                                        thread_name_prefix="agentmem-fold")
             snapshot = self.view.copy()
-            future = self._executor.submit(self._decide_off_path, snapshot, ctx, decision)
+            decided: concurrent.futures.Future = concurrent.futures.Future()
+            future = self._executor.submit(self._decide_off_path, snapshot, ctx, decision, decided)
             self._job = _BackgroundFold(action=None, future=future, planned_round=self.rounds,
-                                        started=time.perf_counter(), branch=self.branch, view=snapshot)
+                                        started=time.perf_counter(), branch=self.branch, view=snapshot,
+                                        decided=decided)
             self._decided_at = self.view.tokens
             stats.actions.append({"kind": "planned", "decision": True, "background": True})
             return
@@ -768,36 +778,25 @@ class MemorySession:
     def _collect_background(self, stats: RoundStats) -> None:
         """Apply a finished background fold at this round boundary (an ordinary event), or keep waiting."""
         job = self._job
-        if job is None or not job.future.done():
+        if job is None:
+            return
+        if not job.future.done():
+            if (job.action is None and not job.consumed and job.decided is not None and job.decided.done()
+                    and job.branch == self.branch and self._over_budget()):
+                job.consumed = True  # the model's choice now; the job stays until the worker's folds end
+                self._apply_decision(stats, job, job.decided.result(), {}, at_hard_budget=True)
             return
         self._job = None
+        if job.consumed:  # applied at the hard budget already: the thinking folds came too late
+            stats.rejected.append("background thinking folds dropped: their decision was applied at the hard "
+                                  "budget without them")
+            return
         if job.branch != self.branch:  # planned on another branch: its span may hold other content here
             stats.rejected.append(f"background {'decision' if job.action is None else 'fold'} dropped: planned on "
                                   f"branch {job.branch}")
             return
-        if job.action is None:  # a model decision (and the thinking folds it asked for), checked against now
-            result, folds = job.future.result()
-            record = None
-            actions: list[Action] = []
-            if not isinstance(result, BaseException):
-                actions, record = self.policy.judge(self.view, self._context(), result.answer or result.text,
-                                                    asked_on=job.view)
-            self._log_decision(stats, record, result, background=True,
-                               late={"asked_round": job.planned_round, "rounds_late": self.rounds - job.planned_round,
-                                     "wall_s": round(time.perf_counter() - job.started, 3)})
-            for action in actions:
-                if isinstance(action, FoldAction) and action.mode == "think" and action.span not in folds:
-                    action = action.model_copy(update={  # no model call on the critical path
-                        "mode": "extractive", "reason": f"{action.reason}; extractive: span differs from the one "
-                                                        "folded by thinking in the background"})
-                plan = self._apply(action, stats)
-                try:
-                    next(plan)
-                    while True:
-                        plan.send(folds[action.span])
-                except StopIteration:
-                    pass
-            self._decided_at = self.view.tokens
+        if job.action is None:
+            self._apply_decision(stats, job, *job.future.result())
             return
         meta: dict[str, Any] = {"policy": getattr(self.policy, "name", "?"), "reason": job.action.reason,
                                 "background": True, "planned_round": job.planned_round,
@@ -809,6 +808,35 @@ class MemorySession:
             stats.rejected.append(f"background fold dropped: {err}")
             return
         self._record(new, ev, stats)
+
+    def _apply_decision(self, stats: RoundStats, job: _BackgroundFold, result: ThinkResult | BaseException,
+                        folds: Mapping[tuple[str, ...], ThinkResult | BaseException], *,
+                        at_hard_budget: bool = False) -> None:
+        """A background decision (and the thinking folds ready for it), re-checked against the view now: what
+        still fits is applied through the one mutation path, the rest logged stale. A fold whose thinking is not
+        ready (or whose span changed) is extractive: no model call on the critical path."""
+        record = None
+        actions: list[Action] = []
+        if not isinstance(result, BaseException):
+            actions, record = self.policy.judge(self.view, self._context(), result.answer or result.text,
+                                                asked_on=job.view)
+        self._log_decision(stats, record, result, background=True,
+                           late={"asked_round": job.planned_round, "rounds_late": self.rounds - job.planned_round,
+                                 "wall_s": round(time.perf_counter() - job.started, 3),
+                                 **({"at_hard_budget": True} if at_hard_budget else {})})
+        for action in actions:
+            if isinstance(action, FoldAction) and action.mode == "think" and action.span not in folds:
+                action = action.model_copy(update={  # no model call on the critical path
+                    "mode": "extractive", "reason": f"{action.reason}; extractive: no thinking fold of this "
+                                                    "span ready"})
+            plan = self._apply(action, stats)
+            try:
+                next(plan)
+                while True:
+                    plan.send(folds[action.span])
+            except StopIteration:
+                pass
+        self._decided_at = self.view.tokens
 
     def close(self) -> None:
         """Wait for a running background fold and stop the worker."""

@@ -36,12 +36,11 @@ from agentmem.memory import AgentMemory, resolve_thinker
 from agentmem.metrics import carried_values_by_round, percentile, summarize_rounds
 from agentmem.policies import BudgetPolicy, ThinkerPolicy
 from agentmem.replay import Trajectory, load_trajectories, replay
-from agentmem.thinkers import thinker_summary
+from agentmem.thinkers.summary import decision_timing, thinker_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "bench" / "results"
-PENDING = ("decision pending", "no decision asked yet")  # the budget rule acted alone, the model was not waited for
 
 
 def _load() -> list[float]:
@@ -52,23 +51,15 @@ def _calls(thinker: Any) -> int:
     return thinker.stats.as_dict()["calls"] if hasattr(thinker, "stats") else len(getattr(thinker, "requests", ()))
 
 
-def _policy(config: str, budget: int, soft_ratio: float | None) -> Any:
+def _policy(config: str, budget: int, variant: dict[str, Any]) -> Any:
+    """BudgetPolicy, or ThinkerPolicy with thinking folds and the variant's settings (soft_ratio, preview_chars)."""
     if config == "budget-extractive":
         return BudgetPolicy(budget_tokens=budget)
-    extra = {"soft_ratio": soft_ratio} if soft_ratio is not None else {}
-    return ThinkerPolicy(budget_tokens=budget, fold_mode="think", **extra)
+    return ThinkerPolicy(budget_tokens=budget, fold_mode="think", **variant)
 
 
-def decision_counts(rounds: list[dict[str, Any]]) -> dict[str, int]:
-    """Model decisions, those that arrived after later rounds, stale ones, and rounds where the budget rule acted
-    while the model was still deciding."""
-    entries = [a for r in rounds for a in r.get("actions") or () if isinstance(a, dict) and a.get("kind") == "decision"]
-    model = [a for a in entries if a.get("reason") not in PENDING]
-    return {"model_decisions": len(model),
-            "late": sum(int(a.get("rounds_late") or 0) > 0 for a in model),
-            "stale": sum(bool(a.get("stale_decision")) for a in model),
-            "partly_stale": sum(bool(a.get("stale")) and not a.get("stale_decision") for a in model),
-            "pending_fallbacks": sum(a.get("reason") in PENDING for a in entries)}
+def _variant_text(variant: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(variant.items()))
 
 
 def _row(source: str, traj_id: str, config: str, budget: int, rounds: list[dict[str, Any]], added_ms: list[float],
@@ -84,7 +75,7 @@ def _row(source: str, traj_id: str, config: str, budget: int, rounds: list[dict[
         "thinking_folds": sum(a.get("kind") == "summarize" for r in rounds for a in r.get("actions") or ()
                               if isinstance(a, dict)),
         "model_calls": _calls(thinker) - calls0 if thinker is not None else 0,
-        "thinker": summary, **(decision_counts(rounds) if thinker is not None else {}),
+        "thinker": summary, **(decision_timing(rounds) if thinker is not None else {}),
         "added_ms_p50": round(percentile(added_ms, 50) or 0, 1), "added_ms_p95": round(percentile(added_ms, 95) or 0, 1),
         "added_ms_max": round(max(added_ms, default=0), 1), "agent_latency_s": agent_latency, "wall_s": round(wall, 1),
         "loadavg_start": load0, "loadavg_end": _load(),
@@ -94,7 +85,7 @@ def _row(source: str, traj_id: str, config: str, budget: int, rounds: list[dict[
 
 
 def run_appworld(task_id: str, config: str, budget: int, thinker: Any, agent_latency: float,
-                 soft_ratio: float | None) -> dict[str, Any]:
+                 variant: dict[str, Any]) -> dict[str, Any]:
     """The ScriptedAgent solves one appworld-lite task through AgentMemory (closed loop: TGC)."""
     from agentmem.envs import get_env
     from agentmem.envs.runner import make_agent, run_episode
@@ -115,7 +106,7 @@ def run_appworld(task_id: str, config: str, budget: int, thinker: Any, agent_lat
     calls0 = _calls(th) if th is not None else 0
     load0 = _load()
     with tempfile.TemporaryDirectory() as tmp:
-        memory = AgentMemory(completion=timed_agent, policy=_policy(config, budget, soft_ratio), store=Store(
+        memory = AgentMemory(completion=timed_agent, policy=_policy(config, budget, variant), store=Store(
             Path(tmp) / "a.db"), thinker=th, recall_tool=True, background=th is not None, model="gpt-4o")
         t0 = time.perf_counter()
         res = run_episode(task, timed_agent, memory, keep_messages=False)
@@ -125,12 +116,12 @@ def run_appworld(task_id: str, config: str, budget: int, thinker: Any, agent_lat
     row = _row("appworld-lite", task_id, config, budget, res.records, added, th, calls0, wall, load0,
                agent_latency)
     row["tgc"] = 100.0 if res.summary["success"] else 0.0
-    row["soft_ratio"] = soft_ratio
+    row["variant"] = _variant_text(variant) if th is not None else ""
     return row
 
 
 def run_swe(traj: Trajectory, config: str, budget: int, thinker: Any, agent_latency: float,
-            soft_ratio: float | None, carried: Any, max_rounds: int | None) -> dict[str, Any]:
+            variant: dict[str, Any], carried: Any, max_rounds: int | None) -> dict[str, Any]:
     """One recorded SWE run replayed round by round, scored with agentmem.metrics."""
     th = thinker if config != "budget-extractive" else None
     calls0 = _calls(th) if th is not None else 0
@@ -139,7 +130,7 @@ def run_swe(traj: Trajectory, config: str, budget: int, thinker: Any, agent_late
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "s.db")
-        for rr in replay(traj, policy=_policy(config, budget, soft_ratio), thinker=th, store=store,
+        for rr in replay(traj, policy=_policy(config, budget, variant), thinker=th, store=store,
                          carried=carried, max_rounds=max_rounds, background=th is not None):
             rec = rr.record
             rounds.append(rec)
@@ -151,15 +142,16 @@ def run_swe(traj: Trajectory, config: str, budget: int, thinker: Any, agent_late
     row = _row("swe", traj.id, config, budget, rounds, added, th, calls0, wall, load0, agent_latency if th else 0.0)
     ret = summarize_rounds(rounds)["retention"]
     row.update(present=ret["retention"], present_old=ret.get("retention_old_10"), in_context=ret["in_context"],
-               in_context_old=ret.get("in_context_old_10"), soft_ratio=soft_ratio, max_rounds=max_rounds)
+               in_context_old=ret.get("in_context_old_10"), max_rounds=max_rounds,
+               variant=_variant_text(variant) if th is not None else "")
     return row
 
 
 def merge(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    """Rows replace earlier ones with the same (trajectory, config, soft_ratio); written at once (partial runs)."""
+    """Rows replace earlier ones with the same (trajectory, config, variant); written at once (partial runs)."""
     data = json.loads(out.read_text()) if out.exists() else {"rows": [], "runs": []}
-    keys = {(r["trajectory"], r["config"], r.get("soft_ratio")) for r in rows}
-    data["rows"] = [r for r in data["rows"] if (r["trajectory"], r["config"], r.get("soft_ratio")) not in keys] + rows
+    keys = {(r["trajectory"], r["config"], r.get("variant")) for r in rows}
+    data["rows"] = [r for r in data["rows"] if (r["trajectory"], r["config"], r.get("variant")) not in keys] + rows
     data["runs"] = [*data.get("runs", []), meta][-20:]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
@@ -177,7 +169,7 @@ def table(data: dict[str, Any]) -> str:
     for r in data["rows"]:
         th = r.get("thinker")
         dec = f"{th['decisions_valid']} / {th['decisions_applied']} / {r['model_decisions']}" if th else "-"
-        cfg = r["config"] + (f" soft {r['soft_ratio']}" if r.get("soft_ratio") else "")
+        cfg = r["config"] + (f" ({r['variant']})" if r.get("variant") else "")
         tgc = f"{r['tgc']:.0f}" if "tgc" in r else "-"
         trunc = f" (first {r['max_rounds']})" if r.get("max_rounds") else ""
         lines.append(
@@ -195,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thinker", default="local")
     ap.add_argument("--configs", default="budget-extractive,thinker-local-background")
     ap.add_argument("--soft-ratio", type=float, default=None, help="ThinkerPolicy's soft watermark (ask earlier)")
+    ap.add_argument("--preview-chars", type=int, default=None, help="ThinkerPolicy's preview per index line")
     ap.add_argument("--appworld-task", default="email_rsvp_replies-0")
     ap.add_argument("--appworld-budget", type=int, default=12000)
     ap.add_argument("--swe", type=int, default=2, help="how many SWE trajectories (40+ rounds, shortest first)")
@@ -209,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
     configs = a.configs.split(",")
+    variant = {k: v for k, v in (("soft_ratio", a.soft_ratio), ("preview_chars", a.preview_chars)) if v is not None}
     thinker = resolve_thinker(a.thinker) if any(c != "budget-extractive" for c in configs) else None
     load_s = thinker.load() if thinker is not None and hasattr(thinker, "load") else None
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "part": a.part, "argv": sys.argv[1:],
@@ -224,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     for item, carried in work:
         for config in configs:
             if a.part == "appworld":
-                row = run_appworld(item, config, a.appworld_budget, thinker, a.agent_latency, a.soft_ratio)
+                row = run_appworld(item, config, a.appworld_budget, thinker, a.agent_latency, variant)
             else:
-                row = run_swe(item, config, a.swe_budget, thinker, a.agent_latency, a.soft_ratio, carried,
+                row = run_swe(item, config, a.swe_budget, thinker, a.agent_latency, variant, carried,
                               a.swe_max_rounds)
             merge(a.out, [row], {**meta, "loadavg_end": _load()})
             print(f"{row['trajectory']} {config}: rounds {row['rounds']} peak {row['peak_view']}/{row['budget']} "

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["THINKER_SUMMARY_KEYS", "thinker_summary"]
+__all__ = ["THINKER_SUMMARY_KEYS", "thinker_summary", "decision_timing", "PENDING_REASONS"]
+
+# The budget rule acted alone while the model was still deciding in the background (the agent did not wait).
+PENDING_REASONS = ("decision pending", "no decision asked yet", "model busy with the last decision's thinking folds")
 
 THINKER_SUMMARY_KEYS = ("backend", "model", "load_s", "calls", "seconds_per_call", "prefill_tok_s", "decode_tok_s",
                         "decisions_valid", "decisions_applied", "fallbacks")
@@ -54,3 +57,18 @@ def thinker_summary(thinker: Any, rounds: Iterable[Mapping[str, Any]] = ()) -> d
         "decisions_applied": applied,
         "fallbacks": fallbacks,
     }
+
+
+def decision_timing(rounds: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """summary.json's "thinker_decisions" (beside the "thinker" object, whose keys are fixed): how background
+    decisions met the view. model_decisions: answers (or failures) of the model; late: collected rounds after
+    they were asked; stale: none of their actions still fitted the view (logged, not applied); partly_stale: some
+    did not; pending_fallbacks: rounds over the budget where the budget rule acted while a decision was pending."""
+    entries = [a for rec in rounds for a in rec.get("actions") or ()
+               if isinstance(a, Mapping) and a.get("kind") == "decision"]
+    model = [a for a in entries if a.get("reason") not in PENDING_REASONS]
+    return {"model_decisions": len(model),
+            "late": sum(int(a.get("rounds_late") or 0) > 0 for a in model),
+            "stale": sum(bool(a.get("stale_decision")) for a in model),
+            "partly_stale": sum(bool(a.get("stale")) and not a.get("stale_decision") for a in model),
+            "pending_fallbacks": sum(a.get("reason") in PENDING_REASONS for a in entries)}

@@ -202,3 +202,57 @@ def test_a_slow_model_never_adds_its_latency_to_a_round(tmp_path, mode):
     assert all(s.thinker_ms == 0 for s in log)
     session.view.validate()
     assert _replayed(tmp_path, f"slow-{mode}").view.render() == session.view.render()
+
+
+class FoldGatedThinker(GatedThinker):
+    """Decides at once (fold the oldest half); its thinking folds wait for `fold_gate`."""
+
+    def __init__(self):
+        super().__init__(_oldest_half)
+        self.gate.set()
+        self.fold_gate = threading.Event()
+        self.fold_requests: list[ThinkRequest] = []
+
+    def think(self, request):
+        if request.purpose == "policy":
+            return super().think(request)
+        self.fold_requests.append(request)
+        self.fold_gate.wait(self.max_wait_s)
+        return ThinkResult(text="Notes: invoices read; amounts noted.", model=self.name, seconds=0.01)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_at_the_hard_budget_a_ready_decision_is_applied_before_its_thinking_folds(tmp_path, mode):
+    """The decision is in, its thinking fold is not: at the hard budget the model's choice is applied now (its
+    folds extractive) instead of the budget rule's; the thinking fold that ends later is dropped, not applied twice."""
+    thinker = FoldGatedThinker()
+    policy = ThinkerPolicy(budget_tokens=BUDGET, keep_recent_rounds=3, fold_mode="think")
+    session = MemorySession(Store(tmp_path / f"early-{mode}.db"), "e", policy=policy, thinker=thinker,
+                            background=True)
+    drive = _Driver(session, mode)
+    history = synthetic_history(80, output_chars=300)
+    points = _call_points(history)
+    early = None
+    for i, n in enumerate(points):
+        stats = drive(history[:n])
+        early = next((d for d in _decisions(stats) if d.get("at_hard_budget")), None)
+        if early is not None:
+            break
+        if thinker.answered:
+            time.sleep(0.02)  # let the worker publish the decision
+    assert early is not None, "the decision was never applied at the hard budget"
+    assert thinker.fold_requests and not thinker.fold_gate.is_set()  # its thinking fold was still running
+    assert early["valid"] and early["applied"] == 1 and not early["fallback"]
+    (fold,) = [a for a in stats.actions if a["kind"] == "fold" and a["reason"].startswith("thinker decision")]
+    assert "no thinking fold of this span ready" in fold["reason"]
+    assert session.view.tokens <= BUDGET and max(drive.waits) < 2.0
+    thinker.fold_gate.set()
+    time.sleep(0.2)
+    stats = drive(history[:points[i + 1]])
+    assert any("thinking folds dropped" in r for r in stats.rejected)
+    assert not _decisions(stats) and not [a for a in stats.actions if a["kind"] == "summarize"]
+    drive.close()
+    session.view.validate()
+    again = MemorySession(Store(tmp_path / f"early-{mode}.db"), "e", policy=ThinkerPolicy(budget_tokens=BUDGET,
+                                                                                          keep_recent_rounds=3))
+    assert again.view.render() == session.view.render()

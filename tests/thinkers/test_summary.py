@@ -87,3 +87,29 @@ def test_run_with_the_small_model_reports_llamacpp_figures(tmp_path):
     assert tuple(t) == THINKER_SUMMARY_KEYS and t["backend"] == "llama.cpp"
     assert t["model"] == "smollm2-135m-instruct-q4_1" and t["calls"] >= 1 and t["prefill_tok_s"] > 0
     assert t["decisions_valid"] + t["fallbacks"] >= 1
+
+
+def test_background_replay_counts_pending_and_stale_decisions_beside_the_thinker_object(tmp_path):
+    """A slow background model: summary.json's "thinker" keeps its ten keys; "thinker_decisions" counts the rounds
+    where the budget rule acted while the decision was pending, and the late and stale decisions."""
+    import time
+
+    def slow(req):
+        time.sleep(0.4)
+        if req.purpose != "policy":
+            return "notes"
+        body = req.messages[-1]["content"].split("Movable items, oldest first:\n", 1)[1].rsplit("\nAnswer", 1)[0]
+        keys = [ln.strip().split(" | ")[0] for ln in body.splitlines() if " | " in ln]
+        return json.dumps({"actions": [{"op": "fold", "from": keys[0], "to": keys[len(keys) // 2]}]})
+
+    traj = Trajectory.from_messages("synthetic", synthetic_history(90, output_chars=400))
+    summary = run_replay([traj], tmp_path, policy="thinker", budget_tokens=4000, thinker=ScriptedThinker(slow),
+                         plot=False, policy_config={"background": True},
+                         on_round=lambda rr: time.sleep(0.05))  # the agent's own model call
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert tuple(written["thinker"]) == THINKER_SUMMARY_KEYS
+    d = written["thinker_decisions"]
+    assert set(d) == {"model_decisions", "late", "stale", "partly_stale", "pending_fallbacks"}
+    assert d["pending_fallbacks"] >= 1 and d["model_decisions"] >= 1 and d["late"] == d["model_decisions"]
+    assert written["thinker"]["fallbacks"] >= d["pending_fallbacks"]
+    assert summary["footprint"]["max_peak_view"] <= 4000
