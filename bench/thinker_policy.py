@@ -163,9 +163,9 @@ def _pct(v: Any) -> str:
 
 def table(data: dict[str, Any]) -> str:
     head = ("| source | trajectory | config | rounds | TGC | present | 10+ | in ctx | in ctx 10+ | peak view / budget "
-            "| model calls | decisions valid / applied / all | fallbacks | pending (budget rule acted) | stale | "
+            "| model calls | decisions valid / applied / all | at hard budget | fallbacks | pending (budget rule acted) | stale | "
             "added ms p50 | p95 | max | load start→end |")
-    lines = [head, "|" + "---|" * 3 + "---:|" * 16]
+    lines = [head, "|" + "---|" * 3 + "---:|" * 17]
     for r in data["rows"]:
         th = r.get("thinker")
         dec = f"{th['decisions_valid']} / {th['decisions_applied']} / {r['model_decisions']}" if th else "-"
@@ -175,7 +175,8 @@ def table(data: dict[str, Any]) -> str:
         lines.append(
             f"| {r['source']} | {r['trajectory']}{trunc} | {cfg} | {r['rounds']} | {tgc} | {_pct(r.get('present'))} | "
             f"{_pct(r.get('present_old'))} | {_pct(r.get('in_context'))} | {_pct(r.get('in_context_old'))} | "
-            f"{r['peak_view']:,} / {r['budget']:,} | {r['model_calls']} | {dec} | {th['fallbacks'] if th else '-'} | "
+            f"{r['peak_view']:,} / {r['budget']:,} | {r['model_calls']} | {dec} | {r.get('at_hard_budget', '-')} | "
+            f"{th['fallbacks'] if th else '-'} | "
             f"{r.get('pending_fallbacks', '-')} | {r.get('stale', '-')} | {r['added_ms_p50']} | {r['added_ms_p95']} "
             f"| {r['added_ms_max']} | {r['loadavg_start'][0]}→{r['loadavg_end'][0]} |")
     return "\n".join(lines)

@@ -62,13 +62,15 @@ def thinker_summary(thinker: Any, rounds: Iterable[Mapping[str, Any]] = ()) -> d
 def decision_timing(rounds: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     """summary.json's "thinker_decisions" (beside the "thinker" object, whose keys are fixed): how background
     decisions met the view. model_decisions: answers (or failures) of the model; late: collected rounds after
-    they were asked; stale: none of their actions still fitted the view (logged, not applied); partly_stale: some
-    did not; pending_fallbacks: rounds over the budget where the budget rule acted while a decision was pending."""
+    they were asked; at_hard_budget: applied at the hard budget before their thinking folds were ready; stale: none
+    of their actions still fitted the view (logged, not applied); partly_stale: some did not; pending_fallbacks:
+    rounds over the budget where the budget rule acted while a decision was pending."""
     entries = [a for rec in rounds for a in rec.get("actions") or ()
                if isinstance(a, Mapping) and a.get("kind") == "decision"]
     model = [a for a in entries if a.get("reason") not in PENDING_REASONS]
     return {"model_decisions": len(model),
             "late": sum(int(a.get("rounds_late") or 0) > 0 for a in model),
+            "at_hard_budget": sum(bool(a.get("at_hard_budget")) for a in model),
             "stale": sum(bool(a.get("stale_decision")) for a in model),
             "partly_stale": sum(bool(a.get("stale")) and not a.get("stale_decision") for a in model),
             "pending_fallbacks": sum(a.get("reason") in PENDING_REASONS for a in entries)}

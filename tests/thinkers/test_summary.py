@@ -109,7 +109,8 @@ def test_background_replay_counts_pending_and_stale_decisions_beside_the_thinker
     written = json.loads((tmp_path / "summary.json").read_text())
     assert tuple(written["thinker"]) == THINKER_SUMMARY_KEYS
     d = written["thinker_decisions"]
-    assert set(d) == {"model_decisions", "late", "stale", "partly_stale", "pending_fallbacks"}
+    assert set(d) == {"model_decisions", "late", "at_hard_budget", "stale", "partly_stale",
+                      "pending_fallbacks"}
     assert d["pending_fallbacks"] >= 1 and d["model_decisions"] >= 1 and d["late"] == d["model_decisions"]
     assert written["thinker"]["fallbacks"] >= d["pending_fallbacks"]
     assert summary["footprint"]["max_peak_view"] <= 4000
