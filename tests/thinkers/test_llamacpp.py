@@ -103,6 +103,33 @@ def test_thinker_policy_with_the_real_model(tmp_path, thinker):
     session.view.validate()
 
 
+def test_background_thinker_policy_with_the_real_model_never_makes_the_agent_wait(tmp_path, thinker):
+    """The real model decides in the background while the rounds go on without pause: every round is bookkeeping
+    only, the view stays within budget, every decision that arrives is applied or logged stale, replay == live."""
+    import time
+
+    policy = ThinkerPolicy(budget_tokens=3000, keep_recent_rounds=3, decision_tokens=60)
+    session = MemorySession(Store(tmp_path / "bg.db"), "bg", policy=policy, thinker=thinker, background=True)
+    history = synthetic_history(150, output_chars=300)
+    waits, decisions = [], []
+    for n in [i for i in range(12, len(history)) if history[i]["role"] == "assistant"]:
+        t0 = time.perf_counter()
+        session.prepare(history[:n])
+        waits.append(time.perf_counter() - t0)
+        decisions += [a for a in session.last.actions if a["kind"] == "decision"]
+        assert session.view.tokens <= 3000 and session.last.thinker_ms == 0
+        if sum("asked_round" in d for d in decisions) >= 2:
+            break
+        time.sleep(0.4)  # the agent's own model call
+    session.close()
+    model = [d for d in decisions if "asked_round" in d]
+    assert model, "no decision of the model arrived"
+    assert all(d["applied"] > 0 or d.get("stale_decision") or d["errors"] for d in model)
+    assert sorted(waits)[int(0.95 * (len(waits) - 1))] < 1.0
+    again = MemorySession(Store(tmp_path / "bg.db"), "bg", policy=policy)
+    assert again.view.render() == session.view.render()
+
+
 def test_errors_are_thinker_errors(thinker, tmp_path):
     with pytest.raises(ThinkerError, match="context"):
         thinker.think(ThinkRequest(messages=[{"role": "user", "content": "word " * 5000}], max_new_tokens=4))
