@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -112,9 +113,10 @@ SYSTEM = (
 )
 
 
-def view_index(view: View, *, preview_chars: int, max_items: int, start: int = 0, end: int | None = None
-               ) -> list[str]:
-    """One line per item of view.items[start:end]: key, kind, tokens, JSON-quoted preview (tool text is data).
+def view_index(view: View, *, preview_chars: int, max_items: int, start: int = 0, end: int | None = None,
+               names: Mapping[str, str] | None = None) -> list[str]:
+    """One line per item of view.items[start:end]: key (or its short name in `names`), kind, tokens, JSON-quoted
+    preview (tool text is data).
 
     A tool result is indented under the call it answers, so whole turns are visible. At most `max_items` lines,
     the newest; the rest is summarised in one line.
@@ -141,7 +143,8 @@ def view_index(view: View, *, preview_chars: int, max_items: int, start: int = 0
                 preview = " ".join(tc.arguments for tc in msg.tool_calls)
         flat = " ".join(str(preview).split())[:preview_chars]
         indent = "  " if msg is not None and msg.role == "tool" else ""
-        lines.append(f"{indent}{it.key} | {kind} | {it.tokens} tok | {json.dumps(flat, ensure_ascii=False)}")
+        name = names.get(it.key, it.key) if names else it.key
+        lines.append(f"{indent}{name} | {kind} | {it.tokens} tok | {json.dumps(flat, ensure_ascii=False)}")
     return lines
 
 
@@ -206,6 +209,26 @@ def _complete_actions(candidate: str) -> dict[str, Any] | None:
             break
         actions.append(obj)
     return {"actions": actions, "cut_off": True} if actions else None
+
+
+def short_names(view: View, keep_recent_rounds: int) -> dict[str, str]:
+    """Short name -> key of the movable items ("i1", "i2", … oldest first). Message ids are often long hashes
+    (~12 tokens each): the model reads and writes these instead, so the index and the answer cost fewer tokens,
+    and the names are derived from the view alone, so the view the model saw maps them back."""
+    head, recent = pinned_head(view), recent_start(view, keep_recent_rounds)
+    return {f"i{n}": it.key for n, it in enumerate(view.items[head:recent], start=1)}
+
+
+def _with_keys(decision: _Decision, keys: Mapping[str, str]) -> _Decision:
+    """The decision with short names replaced by keys (a key given as it is stays)."""
+    ops: list[Any] = []
+    for op in decision.actions:
+        if isinstance(op, _FoldOp):
+            op = op.model_copy(update={"from_": keys.get(op.from_, op.from_), "to": keys.get(op.to, op.to)})
+        elif isinstance(op, _EvictOp):
+            op = op.model_copy(update={"ids": [keys.get(k, k) for k in op.ids]})
+        ops.append(op)
+    return decision.model_copy(update={"actions": ops})
 
 
 def _op_text(op: Any) -> str:
@@ -282,11 +305,12 @@ class ThinkerPolicy(BudgetPolicy):
         cfg: ThinkerPolicyConfig = self.config  # type: ignore[assignment]
         head, recent = pinned_head(view), recent_start(view, cfg.keep_recent_rounds)
         movable_items = view.items[head:recent]
-        movable = [it.key for it in movable_items]
-        evictable = [it.key for it in movable_items if isinstance(it, MessageItem) and it.message.role == "tool"
-                     and it.tokens > 120]
+        names = {key: name for name, key in short_names(view, cfg.keep_recent_rounds).items()}
+        movable = [names[it.key] for it in movable_items]
+        evictable = [names[it.key] for it in movable_items if isinstance(it, MessageItem)
+                     and it.message.role == "tool" and it.tokens > 120]
         index = view_index(view, preview_chars=cfg.preview_chars, max_items=cfg.max_index_items, start=head,
-                           end=recent)
+                           end=recent, names=names)
         pinned = sum(it.tokens for it in view.items[:head])
         newest = sum(it.tokens for it in view.items[recent:])
         user = (f"Task: {json.dumps(ctx.task[:600], ensure_ascii=False)}\n"
@@ -329,6 +353,8 @@ class ThinkerPolicy(BudgetPolicy):
                 view.tokens > cfg.budget_tokens) else []
             return actions, DecisionRecord(valid=False, fallback=True, errors=(str(exc),),
                                            projected_tokens=view.tokens)
+        decision = _with_keys(decision, short_names(asked_on if asked_on is not None else view,
+                                                    cfg.keep_recent_rounds))
         return self._to_actions(view, decision, asked_on=asked_on)
 
     def _fallback(self, view: View, ctx: PolicyContext, why: str) -> list[Action]:

@@ -51,7 +51,8 @@ def test_valid_decision_is_applied_and_logged(tmp_path):
     assert folds and folds[0]["reason"] == "thinker decision"
     (d,) = _decisions(session)
     assert d["valid"] and d["applied"] == 1 and not d["repaired"] and not d["fallback"] and d["errors"] == []
-    assert d["ops"] == [f"fold {keys[0]}..{keys[-1]}"] and d["background"] is False
+    assert keys == [f"i{n}" for n in range(1, len(keys) + 1)]  # short names, not the long message ids
+    assert d["ops"][0].startswith("fold m-") and len(d["ops"]) == 1 and d["background"] is False  # logged as keys
     assert session.view.tokens <= 4000
     session.view.validate()
 
