@@ -39,6 +39,8 @@ _TEST = re.compile(r"(?i)\b(?:passed|failed|skipped|xfail\w*|errors?|ok)\b.*\b(?
                    r"^(?:PASS|FAIL|OK)\b|\b\d+ (?:passed|failed)\b")
 _NOISE = re.compile(r"^\W*$|^\s*<\/?\w+>\s*$|^\s*(?:#|//)\s*$")
 
+import os
+_RLO, _RSPAN = (float(x) for x in os.environ.get('AGENTMEM_EXP_RECENCY', '0.6,0.8').split(','))
 MIN_GAIN = 2.0  # what a line must add: two new identifier-like terms, one the agent named, or a kind (error…)
 REFERENCE_WEIGHT = 3.0  # a term the agent wrote itself counts this many times
 KIND_WEIGHT = {"error": 3.0, "test": 2.5, "location": 2.0, "definition": 1.2, "text": 0.0}
@@ -168,7 +170,7 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
         if gain < MIN_GAIN:  # a line that adds nothing new (an import, a lone word) is not worth its tokens
             return 0.0, c.tokens
         cost = c.tokens + extra_cost(c.group, opened)
-        return gain * (0.6 + 0.8 * c.order) / max(4, cost), cost
+        return gain * (_RLO + _RSPAN * c.order) / max(4, cost), cost
 
     heap = [(-value(i)[0], i) for i in range(len(pool))]
     heapq.heapify(heap)

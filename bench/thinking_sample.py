@@ -60,38 +60,53 @@ def main() -> None:
     wall = {EXTRACTIVE: 0.0, label: 0.0}
     result: dict[str, Any] = {"date": None, "machine": machine_info(), "budget": args.budget,
                               "max_rounds": args.max_rounds, "thinker": args.thinker, "runs_done": []}
+    def write() -> None:
+        """Both rows over the rounds the thinker row has reached (a run cut by the timeout still compares)."""
+        reached = {(r["trajectory"], r["round"]) for r in records[label]}
+        rows = []
+        for row, recs in records.items():
+            recs = [r for r in recs if (r["trajectory"], r["round"]) in reached]
+            if not recs:
+                continue
+            r = B.row_of(group, "budget", summarize_rounds(recs))
+            r.update(policy=row, rounds=len(recs), wall_s=round(wall[row], 1), **fold_stats(recs))
+            rows.append(r)
+        result.update(date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), rows=rows,
+                      rounds_compared=len(reached))
+        (args.out / "thinking_sample.json").write_text(json.dumps(result, indent=1, default=str))
+        table = B.markdown_table(rows)
+        extra = ["", "| row | rounds | folds | thinking folds | fallbacks | guard-dropped lines | merged lines | "
+                 "thinker s (median) | block tokens (median) | wall s |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        extra += [f"| {r['policy']} | {r['rounds']} | {r['folds']} | {r['thinking_folds']} | {r['fallbacks']} | "
+                  f"{r['guard_dropped_lines']} | {r['merged_lines']} | {r['thinker_s_median']} | "
+                  f"{r['block_tokens_median']} | {r['wall_s']} |" for r in rows]
+        head = (f"# Thinking folds vs the extractive fold — SWE sample, budget {args.budget}\n\n"
+                f"Runs: {', '.join(runs_started)} (first {args.max_rounds} rounds each; {len(reached)} rounds "
+                f"compared, both rows over the same rounds); date {result['date']}; `python bench/thinking_sample.py "
+                f"--runs {args.runs} --max-rounds {args.max_rounds} --budget {args.budget} "
+                f"--thinker {args.thinker}`\n\n")
+        (args.out / "thinking_sample.md").write_text(head + table + "\n" + "\n".join(extra) + "\n")
+        print(table + "\n" + "\n".join(extra), flush=True)
+
+    runs_started: list[str] = []
     for traj in runs:
+        runs_started.append(traj.id)
         carried = carried_values_by_round(traj.messages)
         for row, th in ((EXTRACTIVE, None), (label, thinker)):
             t0 = time.perf_counter()
             for rr in replay(traj, policy="budget", budget_tokens=args.budget, thinker=th,
                              max_rounds=args.max_rounds, carried=carried):
                 records[row].append(rr.record)
+                wall[row] += time.perf_counter() - t0
+                t0 = time.perf_counter()
                 if th is not None and any(a.get("kind") == "summarize" for a in rr.record.get("actions") or ()):
                     name = f"{traj.id.replace('/', '__')}__round{rr.round:03d}.json"
                     (views_dir / name).write_text(json.dumps(rr.view, indent=1, ensure_ascii=False))
-            wall[row] += time.perf_counter() - t0
-            print(f"{traj.id} {row}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+                    write()
+            print(f"{traj.id} {row}: {wall[row]:.1f} s so far", file=sys.stderr, flush=True)
         result["runs_done"].append(traj.id)
-        rows = []
-        for row, recs in records.items():
-            r = B.row_of(group, "budget", summarize_rounds(recs))
-            r.update(policy=row, wall_s=round(wall[row], 1), **fold_stats(recs))
-            rows.append(r)
-        result.update(date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), rows=rows)
-        (args.out / "thinking_sample.json").write_text(json.dumps(result, indent=1, default=str))
-        table = B.markdown_table(rows)
-        extra = ["", "| row | folds | thinking folds | fallbacks | guard-dropped lines | merged lines | "
-                 "thinker s (median) | block tokens (median) | wall s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        extra += [f"| {r['policy']} | {r['folds']} | {r['thinking_folds']} | {r['fallbacks']} | "
-                  f"{r['guard_dropped_lines']} | {r['merged_lines']} | {r['thinker_s_median']} | "
-                  f"{r['block_tokens_median']} | {r['wall_s']} |" for r in rows]
-        head = (f"# Thinking folds vs the extractive fold — SWE sample, budget {args.budget}\n\n"
-                f"Runs (first {args.max_rounds} rounds each): {', '.join(result['runs_done'])}; "
-                f"date {result['date']}; `python bench/thinking_sample.py --runs {args.runs} "
-                f"--max-rounds {args.max_rounds} --budget {args.budget} --thinker {args.thinker}`\n\n")
-        (args.out / "thinking_sample.md").write_text(head + table + "\n" + "\n".join(extra) + "\n")
-        print(table + "\n" + "\n".join(extra), flush=True)
+        write()
 
 
 if __name__ == "__main__":

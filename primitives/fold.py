@@ -13,6 +13,7 @@ second time. The block size comes from the action (the policy's allotment for me
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -169,7 +170,10 @@ def parse_body(body: str) -> tuple[dict[str, list[str]], list[tuple[str | None, 
 
 
 def referenced_terms(view: View) -> set[str]:
-    """Terms the agent wrote itself (its text and call arguments) anywhere in the view."""
+    """Terms the agent wrote itself anywhere in the view: its text and call arguments, and, inside blocks, the calls
+    a block's lines are grouped under, its done/failed/open calls and its notes (the agent's own words that a fold
+    kept; a `user:` note is not the agent's). Without the blocks, what the agent referred to before a fold would
+    stop counting at the next merge, and the lines it named would lose to newer ones."""
     out: set[str] = set()
     for it in view.items:
         msg = getattr(it, "message", None)
@@ -179,6 +183,18 @@ def referenced_terms(view: View) -> set[str]:
             for tc in msg.tool_calls:
                 for s in _arg_strings(tc.arguments):
                     out |= terms(s[:20000])
+        elif isinstance(it, BlockItem) and os.environ.get("AGENTMEM_EXP_BLOCKREFS", "1") == "1":
+            state, groups = _parse_block(it.text)
+            for header, _lines in groups:
+                if header is not None:
+                    out |= terms(header)
+            for cat, entries in state.items():
+                for e in entries:
+                    if cat == "notes":
+                        if not e.startswith("user: "):
+                            out |= terms(e)
+                    else:
+                        out |= terms(e.split(" → ", 1)[0].split(" still failing: ", 1)[0])
     return out
 
 
