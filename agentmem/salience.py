@@ -39,8 +39,10 @@ _TEST = re.compile(r"(?i)\b(?:passed|failed|skipped|xfail\w*|errors?|ok)\b.*\b(?
                    r"^(?:PASS|FAIL|OK)\b|\b\d+ (?:passed|failed)\b")
 _NOISE = re.compile(r"^\W*$|^\s*<\/?\w+>\s*$|^\s*(?:#|//)\s*$")
 
-import os
-_RLO, _RSPAN = (float(x) for x in os.environ.get('AGENTMEM_EXP_RECENCY', '0.6,0.8').split(','))
+# recency: a line's gain is scaled from RECENCY_FLOOR (oldest) to RECENCY_FLOOR + RECENCY_SPAN (newest). Mild: a
+# merged block's lines sit at the start of the span and would otherwise lose to every new line at each merge
+# (measured: 0.6 + 0.8 × order kept fewer old values on the held-out SWE runs than this)
+RECENCY_FLOOR, RECENCY_SPAN = 0.9, 0.2
 MIN_GAIN = 2.0  # what a line must add: two new identifier-like terms, one the agent named, or a kind (error…)
 REFERENCE_WEIGHT = 3.0  # a term the agent wrote itself counts this many times
 KIND_WEIGHT = {"error": 3.0, "test": 2.5, "location": 2.0, "definition": 1.2, "text": 0.0}
@@ -132,6 +134,7 @@ class Candidate:
     group: int
     order: float  # 0 = oldest … 1 = newest
     tokens: int
+    header: bool = False  # the call itself (its group's header): kept alone, it records what the agent ran
 
 
 def _term_weight(term: str, refs: set[str]) -> float:
@@ -146,7 +149,8 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
     A line's gain is what it adds that the lines already chosen do not: the weight of its terms not yet covered
     (compound terms and terms the agent referred to weigh more), plus a bonus for its kind (error, test result,
     location, definition), scaled by recency. Exact repeats keep only the newest. `extra_cost(group, opened)`
-    is what choosing a line of `group` costs besides its own tokens (a group header paid once)."""
+    is what choosing a line of `group` costs besides its own tokens (a group header paid once); a header
+    candidate (tokens 0) costs just that, so a call can be kept without any of its output."""
     refs = set(referenced)
     newest: dict[str, Candidate] = {}
     for c in candidates:
@@ -160,7 +164,7 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
         for t in ts:
             if t not in weights:
                 weights[t] = _term_weight(t, refs)
-    bonus = [KIND_WEIGHT[line_kind(c.text)] for c in pool]
+    bonus = [0.0 if c.header else KIND_WEIGHT[line_kind(c.text)] for c in pool]
     covered: set[str] = set()
     opened: set[int] = set()
 
@@ -170,7 +174,7 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
         if gain < MIN_GAIN:  # a line that adds nothing new (an import, a lone word) is not worth its tokens
             return 0.0, c.tokens
         cost = c.tokens + extra_cost(c.group, opened)
-        return gain * (_RLO + _RSPAN * c.order) / max(4, cost), cost
+        return gain * (RECENCY_FLOOR + RECENCY_SPAN * c.order) / max(4, cost), cost
 
     heap = [(-value(i)[0], i) for i in range(len(pool))]
     heapq.heapify(heap)

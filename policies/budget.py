@@ -53,9 +53,10 @@ class BudgetConfig(PolicyConfig):
     max_new_block_ratio: float = Field(default=0.4, gt=0, le=1,
                                        description="A new (unmerged) block holds at most this share of the allotment, "
                                                    "so no early block can hog the memory.")
-    min_memory_ratio: float = Field(default=0.5, ge=0, le=1,
+    min_memory_ratio: float = Field(default=0.3, ge=0, le=1,
                                     description="Memory gives way to large newest rounds down to this share of "
-                                                "its allotment, no further.")
+                                                "its allotment, no further (low enough that a huge newest round "
+                                                "still fits the budget beside a large pinned task).")
     merge_share: float = Field(default=0.6, gt=0, le=1,
                                description="A merged block takes this share of the room it frees.")
     min_new_block_ratio: float = Field(default=0.15, gt=0, le=1,
@@ -182,6 +183,7 @@ class BudgetPolicy(Policy):
         recent = streak
         working = cfg.working_ratio if recalled_in_view(view, head) else 0.0
         allotment = max(64, int(space * min(cfg.memory_ratio, 1 - working)))
+        floor = int(allotment * (cfg.recall_memory_ratio if reading else cfg.min_memory_ratio))
         raw_keep = int(space * max(cfg.keep_ratio, working / 2)) if target is None else target
         actions: list[Action] = []
         saved: dict[str, int] = {}
@@ -220,8 +222,8 @@ class BudgetPolicy(Policy):
                 raw_left -= size
             if raw_left <= raw_keep:
                 break
-        # the view after the fold, without its memory (100: the block's header and data wrapper)
-        base = view.tokens - sum(saved.values()) - span_raw + 100
+        # the view after the fold, without its memory (112: the block's header, data wrapper and message overhead)
+        base = view.tokens - sum(saved.values()) - span_raw + 112
 
         def sized(first: int, room: int) -> tuple[int, int]:
             """(block size, tokens over budget) when the blocks from `first` on are merged into the new block."""
@@ -233,15 +235,25 @@ class BudgetPolicy(Policy):
 
         size, overshoot = sized(first, room)
         # when the newest rounds are large, memory gives way (more blocks merged, a smaller block) rather than the
-        # view overshooting the budget
-        floor = int(allotment * (cfg.recall_memory_ratio if reading else cfg.min_memory_ratio))
+        # view overshooting the budget: first the blocks above the floor, then the new block shrinks
         while overshoot > 0 and blocks and sum(t for _i, t in blocks[:-1]) >= floor:
             first, tokens = blocks.pop()
             room += tokens
             size, overshoot = sized(first, room)
-        if overshoot > 0:
+
+        def fitted(first: int, size: int, overshoot: int) -> int:
             kept = sum(it.tokens for it in view.items[head:first])
-            size = max(min(size, floor - kept), size - overshoot)  # beyond the floor the budget guard acts
+            return max(min(size, floor - kept), size - overshoot) if overshoot > 0 else size
+
+        # still over with the smallest block the floor allows: the newest remaining block gives way too, merged
+        # down to what the budget needs (never below the floor); rare (a huge newest round), so the older blocks
+        # are not re-folded on ordinary rounds
+        while blocks and max(32, fitted(first, size, overshoot)) > size - overshoot and \
+                sum(it.tokens for it in view.items[head:first]) > floor:
+            first, tokens = blocks.pop()
+            room += tokens
+            size, overshoot = sized(first, room)
+        size = fitted(first, size, overshoot)  # beyond the floor the budget guard acts
         merge = first < start
         span = [it.key for it in view.items[first:start]] + raw_span
         shrink = reading and merge and overshoot > 0  # the newest block shrinks for the answers being read

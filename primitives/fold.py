@@ -13,7 +13,6 @@ second time. The block size comes from the action (the policy's allotment for me
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -170,10 +169,7 @@ def parse_body(body: str) -> tuple[dict[str, list[str]], list[tuple[str | None, 
 
 
 def referenced_terms(view: View) -> set[str]:
-    """Terms the agent wrote itself anywhere in the view: its text and call arguments, and, inside blocks, the calls
-    a block's lines are grouped under, its done/failed/open calls and its notes (the agent's own words that a fold
-    kept; a `user:` note is not the agent's). Without the blocks, what the agent referred to before a fold would
-    stop counting at the next merge, and the lines it named would lose to newer ones."""
+    """Terms the agent wrote itself (its text and call arguments) anywhere in the view."""
     out: set[str] = set()
     for it in view.items:
         msg = getattr(it, "message", None)
@@ -183,18 +179,6 @@ def referenced_terms(view: View) -> set[str]:
             for tc in msg.tool_calls:
                 for s in _arg_strings(tc.arguments):
                     out |= terms(s[:20000])
-        elif isinstance(it, BlockItem) and os.environ.get("AGENTMEM_EXP_BLOCKREFS", "1") == "1":
-            state, groups = _parse_block(it.text)
-            for header, _lines in groups:
-                if header is not None:
-                    out |= terms(header)
-            for cat, entries in state.items():
-                for e in entries:
-                    if cat == "notes":
-                        if not e.startswith("user: "):
-                            out |= terms(e)
-                    else:
-                        out |= terms(e.split(" → ", 1)[0].split(" still failing: ", 1)[0])
     return out
 
 
@@ -238,6 +222,8 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
             for header, lines in groups:
                 headers.append(header)
                 g = len(headers) - 1
+                if header is not None:
+                    candidates.append(Candidate(_GROUP + header, g, order, 0, header=True))
                 for k, line in enumerate(lines):
                     if line not in skip:
                         candidates.append(Candidate(line, g, order + k * 1e-6, counter.text(line + "\n")))
@@ -273,6 +259,7 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                     state["done"].append((order, f"{_cut(label, 120)} → {_cut(outcome, 80)}"))
             headers.append(label)
             g = len(headers) - 1
+            candidates.append(Candidate(_GROUP + label, g, order, 0, header=True))
             lines = output_lines(text, max_chars=config.max_line_chars)
             for k, line in enumerate(lines):
                 if line not in skip:
@@ -320,7 +307,8 @@ def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, count
 
 def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None], refs: set[str], budget: int,
                   counter: TokenCounter, max_lines: int) -> list[str]:
-    """The lines `salience.select` keeps (a group's header is paid for by its first line), in original order."""
+    """The lines `salience.select` keeps (a group's header is paid for by its first line, or chosen alone: the call
+    the agent made, without its output), in original order."""
     if not candidates or budget < 24 or max_lines <= 0:
         return []
     header_cost: dict[int, int] = {}
@@ -340,7 +328,8 @@ def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None]
             current = c.group
             if headers[c.group] is not None:
                 out.append(_GROUP + str(headers[c.group]))
-        out.append(c.text)
+        if not c.header:
+            out.append(c.text)
     return out if len(out) > 1 else []
 
 
