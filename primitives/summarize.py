@@ -195,6 +195,17 @@ def guard_report(text: str, source: str) -> tuple[list[str], list[str], list[str
     return kept, dropped, why
 
 
+_TEMPLATE_LINES = [ln for ln in SYSTEM_PROMPT.splitlines()
+                   if ln not in {STATE_HEAD, LINES_HEAD, *(c + ":" for c in _CATEGORIES)}]
+
+
+def _echoes_prompt(line: str, source: str) -> bool:
+    """A line that repeats the prompt's own template ("- what is still to do", "» the call that printed them"):
+    a small model copies the form it was shown. Names no value, so the faithfulness guard lets it pass."""
+    text = line.strip().removeprefix("- ").removeprefix(_GROUP).rstrip("…").strip()
+    return len(text) >= 12 and text not in source and any(text in t for t in _TEMPLATE_LINES)
+
+
 def _structured(kept: Sequence[str]) -> tuple[dict[str, list[str]], list[tuple[str | None, list[str]]]]:
     """The thinker's kept lines in the extractive fold's structure: its state entries and line groups when it wrote
     the asked-for sections; any other line it wrote becomes a note (nothing it wrote is lost)."""
@@ -262,6 +273,11 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
         kept, dropped, why = guard_report(thinking, source)
         if config.guard == "flag":
             kept = kept + [f"(unverified) {ln}" for ln in dropped]
+    echoed = [ln for ln in kept if _echoes_prompt(ln, source)]
+    if echoed:
+        kept = [ln for ln in kept if ln not in echoed]
+        dropped += echoed
+        why += ["echo of the prompt's template"] * len(echoed)
     if not any(ln.strip() not in {STATE_HEAD, LINES_HEAD, *(c + ":" for c in _CATEGORIES)} for ln in kept):
         raise EmptyThinkingError(f"every line of the thinker's output failed the faithfulness guard ({len(dropped)})")
     state, groups = _structured([ln.rstrip() for ln in kept])

@@ -204,3 +204,16 @@ def test_status_contradiction_is_reported_in_the_block_meta(view):
     assert "belongs to mia_li_3668, amount 1234.56" in ev.text
     assert "CONFIRMED" not in ev.text and "change to HAT136" not in ev.text  # HAT136 is in the task, not the span
     assert ev.meta["guard_dropped"] == 2 and any("confirmed" in p for p in ev.meta["guard_problems"])
+
+
+def test_lines_that_echo_the_prompt_template_are_dropped(view):
+    thinking = "\n".join([STATE_HEAD, "done:", "- an action that changed something (an edit, a write, an API call) "
+                           "and its outcome", "notes:", "- Reservation ZX9K2P belongs to mia_li_3668.", "open:",
+                           "- what is still to do", LINES_HEAD, "» the call that printed them",
+                           "Leave out a category that has nothing. Copy every value and line exactly; do not inv"])
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    assert "- Reservation ZX9K2P belongs to mia_li_3668." in ev.text
+    for echo in ("an action that changed something", "what is still to do", "» the call that printed them",
+                 "Leave out a category"):
+        assert echo not in ev.text
+    assert ev.meta["guard_dropped"] == 4 and "echo of the prompt's template" in ev.meta["guard_problems"]
