@@ -568,7 +568,7 @@ class MemorySession:
                     t0 = time.perf_counter()
                     result = yield request
                     meta["wall_s"] = round(time.perf_counter() - t0, 3)
-                    new, ev = self._fold_with(action.span, result, meta, action.block_tokens)
+                    new, ev = self._fold_with(action.span, result, meta)
                 else:
                     if action.mode == "think":
                         meta["fallback"] = "no thinker configured"
@@ -595,7 +595,7 @@ class MemorySession:
         self._record(new, ev, stats)
 
     def _fold_with(self, span: Sequence[str], result: ThinkResult | BaseException,
-                   meta: dict[str, Any], block_tokens: int | None = None) -> tuple[View, Event]:
+                   meta: dict[str, Any]) -> tuple[View, Event]:
         """A summarize-by-thinking block from a thinker's result; the extractive fold when it failed or was empty."""
         if isinstance(result, BaseException):
             meta["fallback"] = f"thinker failed: {type(result).__name__}: {result}"[:500]
@@ -604,12 +604,10 @@ class MemorySession:
                         thinker_tokens_out=result.tokens_out)
             try:
                 return summarize_by_thinking(self.view, span=span, thinking=result.text, counter=self.counter,
-                                             config=self.summarize_config, meta=meta,
-                                             block_tokens=block_tokens)
+                                             config=self.summarize_config, meta=meta)
             except EmptyThinkingError as exc:
                 meta["fallback"] = str(exc)
-        return fold(self.view, span=span, counter=self.counter, config=self.fold_config, meta=meta,
-                    block_tokens=block_tokens)
+        return fold(self.view, span=span, counter=self.counter, config=self.fold_config, meta=meta)
 
     def _record(self, new: View, ev: Event, stats: RoundStats) -> None:
         self.store.append_event(self.session_id, ev, branch=self.branch)  # never an event that was not applied
@@ -778,8 +776,7 @@ class MemorySession:
                                 "wall_s": round(time.perf_counter() - job.started, 3)}
         exc = job.future.exception()
         try:
-            new, ev = self._fold_with(job.action.span, exc if exc is not None else job.future.result(), meta,
-                                      job.action.block_tokens)
+            new, ev = self._fold_with(job.action.span, exc if exc is not None else job.future.result(), meta)
         except EventError as err:  # the span changed meanwhile (e.g. a synchronous fold took it): drop the job
             stats.rejected.append(f"background fold dropped: {err}")
             return

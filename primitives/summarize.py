@@ -259,8 +259,10 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
 
     The block has the extractive fold's structure: the thinker's state section (its loose lines become notes) and
     its copied lines, then the salient tool-output lines it left out, in their original wording under the call
-    that printed them (merge_lines), all within `block_tokens` (the policy's allotment, as for the extractive fold;
-    default max_block_tokens) counted."""
+    that printed them (merge_lines), all within `block_tokens` (default max_block_tokens) counted. The session
+    passes none: a thinking block stays within max_block_tokens, whatever size the policy planned for an
+    extractive block (sizing it to the plan made background folds fall behind the hard budget in
+    tests/test_background.py)."""
     size = block_tokens or config.max_block_tokens
     items = span_items(view, span)
     source = "\n".join(item_text(it) for it in items)
