@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 __all__ = [
     "EpisodeResult",
+    "HistoryViewMemory",
     "MemoryLike",
     "PassThroughMemory",
     "default_count_tokens",
@@ -63,6 +64,51 @@ class PassThroughMemory:
 
     def execute_recall(self, arguments: dict) -> str:
         return "[agentmem: recalled] nothing archived: the whole conversation is already in view."
+
+
+class HistoryViewMemory:
+    """A memory given as a function of the history (``history -> (view, ms, actions)``), e.g. langchain's
+    ``trim_messages`` or langmem's ``summarize_messages`` as bench/benchmark.py wraps them for replays.
+
+    Such libraries keep no archive, so this memory offers no recall tool. `make_view_fn(first_history)` builds the
+    function once per task (sizes may depend on the task's system prompt); messages get stable ids ``h<index>``
+    (the runner's history only grows), which the view function may key on; they are removed before the agent
+    sees the view. View and raw sizes are counted with `count_message` (per message, cached by id)."""
+
+    def __init__(self, agent: Completion, make_view_fn: Callable[[list[dict]], Callable[[list[dict]], Any]],
+                 count_message: Callable[[dict], int]):
+        self.agent = agent
+        self.make_view_fn = make_view_fn
+        self.count_message = count_message
+        self.view_fn: Callable[[list[dict]], Any] | None = None
+        self._sizes: dict[str, int] = {}
+        self.last_round: dict = {}
+
+    def _size(self, m: dict) -> int:
+        key = m.get("id")
+        if key is None or key not in self._sizes:
+            n = self.count_message({k: v for k, v in m.items() if k != "id"})
+            if key is None:
+                return n
+            self._sizes[key] = n
+        return self._sizes[key]
+
+    def completion(self, *, model: str, messages: list[dict], tools: list[dict] | None = None, **kw: Any) -> Any:
+        history = [m if "id" in m else {**m, "id": f"h{i}"} for i, m in enumerate(messages)]
+        if self.view_fn is None:
+            self.view_fn = self.make_view_fn(history)
+        t0 = time.perf_counter()
+        view, _ms, actions = self.view_fn(history)
+        bookkeeping = (time.perf_counter() - t0) * 1000
+        raw_tokens = sum(self._size(m) for m in history)
+        view_tokens = sum(self._size(m) for m in view)
+        added = {f"h{i}" for i, m in enumerate(messages) if "id" not in m}
+        shown = [{k: v for k, v in m.items() if k != "id"} if m.get("id") in added else m for m in view]
+        t1 = time.perf_counter()
+        resp = self.agent(model=model, messages=shown, tools=tools, **kw)
+        self.last_round = {"raw_tokens": raw_tokens, "view_tokens": view_tokens, "actions": list(actions),
+                           "bookkeeping_ms": bookkeeping, "agent_ms": (time.perf_counter() - t1) * 1000}
+        return resp
 
 
 def _fallback_count(messages: Sequence[dict]) -> int:
