@@ -4,7 +4,7 @@ Runs `agentmem run --env appworld-lite --task all --agent scripted --policy P --
 budget (the CLI itself, in a subprocess, so the figures are what a user gets), then prints one table (TGC/SGC per
 difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
 
-    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 102 tasks
+    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 105 tasks
     python bench/appworld_policies.py --budgets 6000 --policies noop,window,budget --difficulty hard
 
 The ScriptedAgent has no memory of its own (its only state is the view), so a policy that loses what a task needs

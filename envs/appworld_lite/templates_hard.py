@@ -329,6 +329,12 @@ BILLERS = [("City Utilities", "billing@cityutilities.com"), ("AquaWater", "pay@a
            ("Metro Parking", "pay@metroparking.com"), ("CloudBox", "billing@cloudbox.com")]
 
 
+def _register_billers(w: World) -> None:
+    """The billers as payments users (bills are paid to them)."""
+    for name, email in BILLERS:
+        w.insert("payments_users", email=email, name=name)
+
+
 class EmailPayBills(TaskTemplate):
     name = "email_pay_bills"
     difficulty = "hard"
@@ -337,9 +343,8 @@ class EmailPayBills(TaskTemplate):
 
     @staticmethod
     def setup(ctx: SeedContext) -> dict:
-        rng, w = ctx.rng, ctx.world
-        for name, email in BILLERS:
-            w.insert("payments_users", email=email, name=name)
+        rng = ctx.rng
+        _register_billers(ctx.world)
         for _ in range(rng.randint(27, 30)):
             name, email = rng.choice(BILLERS)
             inv = f"INV-{rng.randint(100000, 999999)}"
@@ -395,9 +400,8 @@ class EmailCorrectedBills(TaskTemplate):
 
     @staticmethod
     def setup(ctx: SeedContext) -> dict:
-        rng, w = ctx.rng, ctx.world
-        for name, email in BILLERS:
-            w.insert("payments_users", email=email, name=name)
+        rng = ctx.rng
+        _register_billers(ctx.world)
         bills = []
         for _ in range(rng.randint(23, 26)):
             name, email = rng.choice(BILLERS)
