@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--policy", default="budget")
     ap.add_argument("--budget", type=int, default=4000)
     ap.add_argument("--model", default=None, help="a GGUF path (default: the shipped model)")
+    ap.add_argument("--text-calls", action="store_true",
+                    help="also accept a tool call the model wrote as a JSON object in its text (LlamaCppChat)")
     ap.add_argument("--results", default="bench/results/llm_agent_local")
     a = ap.parse_args(argv)
 
@@ -57,13 +59,13 @@ def main(argv: list[str] | None = None) -> dict:
     from agentmem.envs.llamacpp_chat import LlamaCppChat
     from agentmem.envs.runner import run_episode
 
-    chat = LlamaCppChat(a.model)
+    chat = LlamaCppChat(a.model, text_calls=a.text_calls)
     env = get_env("appworld-lite")
     res_path = Path(a.results)
     res_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.platform(),
             "cpus": os.cpu_count(), "load_at_start": os.getloadavg(), "model": str(chat.gguf_path().name),
-            "policy": a.policy, "budget": a.budget, "max_rounds": a.max_rounds,
+            "policy": a.policy, "budget": a.budget, "max_rounds": a.max_rounds, "text_calls": a.text_calls,
             "command": "python bench/llm_agent_local.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
             agent = LLMAgent("local", completion=chat)
             mem = AgentMemory(completion=agent, policy=a.policy, budget_tokens=a.budget, recall_tool=True,
                               store=Path(tmp) / "llm.db", session_id=f"llm-{tid}")
-            first = len(chat.turn_seconds)
+            first, recovered_before = len(chat.turn_seconds), chat.recovered
             t0 = time.perf_counter()
             error = None
             try:
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
                                         if m.get("role") == "assistant"), None)}
             rows.append(row)
             print(json.dumps(row), flush=True)
+            row["calls_recovered_from_text"] = chat.recovered - recovered_before
             out = {"meta": {**meta, "load_s": chat.load_seconds}, "rows": rows}
             res_path.with_suffix(".json").write_text(json.dumps(out, indent=1))
             res_path.with_suffix(".md").write_text(table(rows) + "\n")

@@ -15,14 +15,16 @@ litellm as ``LLMAgent("openai/local", api_base="http://127.0.0.1:8080/v1", api_k
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LlamaCppChat"]
+__all__ = ["LlamaCppChat", "call_in_text"]
 
 
 class LlamaCppChat:
@@ -31,16 +33,21 @@ class LlamaCppChat:
     model        a GGUF path, or None for the shipped default model (agentmem.thinkers.model_files)
     n_ctx        context window (tokens) of the one slot
     max_tokens   cap on each reply (a turn is one short thought and one tool call)
+    text_calls   also accept a call the model wrote as text - a JSON object ``{"name": <one of the tools>,
+                 "arguments": {...}}``, bare or in a ```json fence - when llama.cpp parsed no tool call (small
+                 models often write that instead of their template's <tool_call> tags); `recovered` counts them
     The model loads on the first call; `turn_seconds` keeps each call's wall time."""
 
     def __init__(self, model: str | os.PathLike | None = None, *, n_ctx: int = 8192, max_tokens: int = 256,
-                 n_threads: int | None = None, temperature: float = 0.0) -> None:
+                 n_threads: int | None = None, temperature: float = 0.0, text_calls: bool = False) -> None:
         self.model = None if model is None else Path(model)
         self.n_ctx = n_ctx
         self.max_tokens = max_tokens
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
         self.temperature = temperature
         self.load_seconds: float | None = None
+        self.text_calls = text_calls
+        self.recovered = 0
         self.turn_seconds: list[float] = []
         self.usage: list[dict] = []
         self._server: Any = None
@@ -92,7 +99,34 @@ class LlamaCppChat:
         if not isinstance(resp, dict) or "choices" not in resp:
             raise RuntimeError(f"llama.cpp returned no completion: {str(resp)[:500]}")
         self.usage.append(dict(resp.get("usage") or {}))
+        if self.text_calls and tools:
+            msg = (resp["choices"][0] or {}).get("message") or {}
+            call = None if msg.get("tool_calls") else call_in_text(msg.get("content"), tools)
+            if call is not None:
+                self.recovered += 1
+                msg["tool_calls"] = [{"id": f"call_text_{self.recovered}", "type": "function", "function": call}]
+                resp["choices"][0]["finish_reason"] = "tool_calls"
         return resp
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
+
+
+def call_in_text(content: Any, tools: list[dict]) -> dict | None:
+    """A tool call written as text: the first JSON object naming one of `tools` with dict arguments, as
+    ``{"name", "arguments"}`` for an OpenAI tool call (arguments as a JSON string); None when there is none."""
+    if not isinstance(content, str) or "{" not in content:
+        return None
+    names = {(t.get("function") or {}).get("name") for t in tools}
+    candidates = [m.group(1) for m in _FENCE.finditer(content)] or [content[content.index("{"):]]
+    for text in candidates:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(text.strip())
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("name") in names and isinstance(obj.get("arguments"), dict):
+            return {"name": obj["name"], "arguments": json.dumps(obj["arguments"])}
+    return None
 
 
 def _plain(m: dict) -> dict:

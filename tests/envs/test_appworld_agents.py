@@ -338,3 +338,20 @@ def test_many_far_facts_needed_together_decide_the_memory(env, tmp_path):
              for c in m.get("tool_calls") or [] if c["function"]["name"] == "recall_memory"]
     assert '"FOUND s5."' in asked  # it asked for its own notes of the counting stage, and paged them
     assert any(q.startswith("show_text_messages page_index") for q in asked)  # then for single pages
+
+
+def test_a_tool_call_written_as_text_is_recognised_only_for_known_tools():
+    """LlamaCppChat(text_calls=True) accepts the JSON object a small model writes instead of its template's tags,
+    and only when it names one of the offered tools with dict arguments (the shipped model's real replies)."""
+    from agentmem.envs.llamacpp_chat import call_in_text
+
+    fenced = ('```json\n{\n  "name": "call_api",\n  "arguments": {\n    "app": "notes",\n    "api": "show_notes",\n'
+              '    "arguments": {}\n  }\n}\n```')
+    call = call_in_text(fenced, _WITH_RECALL)
+    assert call["name"] == "call_api" and json.loads(call["arguments"]) == {"app": "notes", "api": "show_notes",
+                                                                            "arguments": {}}
+    assert call_in_text('```json\n{"name": "todo", "arguments": {"task": "x"}}\n```', _WITH_RECALL) is None
+    assert call_in_text('I will call {"name": "recall_memory", "arguments": {"query": "passwords"}} now',
+                        _WITH_RECALL)["name"] == "recall_memory"
+    assert call_in_text("To continue, I need to filter the emails.", _WITH_RECALL) is None
+    assert call_in_text('{"name": "call_api", "arguments": "app=notes"}', _WITH_RECALL) is None
