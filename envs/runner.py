@@ -11,6 +11,10 @@ Any memory works that looks like this (``AgentMemory`` does; ``PassThroughMemory
     memory.execute_recall(arguments) -> str     # optional (or .recall)
     memory.recall_tool_schema                   # optional: a "recall_memory" tool it adds itself
     memory.last_round -> {"raw_tokens", "view_tokens", "actions", "bookkeeping_ms"}   # optional (or .stats())
+
+The messages a memory gets carry an ``id`` ("<task id>.<position>", stable across rounds, see `with_stable_ids`);
+a memory keys on it and does not pass it on to the model (AgentMemory, PassThroughMemory and HistoryViewMemory
+strip it).
 """
 
 from __future__ import annotations
