@@ -134,7 +134,6 @@ class Candidate:
     group: int
     order: float  # 0 = oldest … 1 = newest
     tokens: int
-    header: bool = False  # the call itself (its group's header): kept alone, it records what the agent ran
 
 
 def _term_weight(term: str, refs: set[str]) -> float:
@@ -149,8 +148,7 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
     A line's gain is what it adds that the lines already chosen do not: the weight of its terms not yet covered
     (compound terms and terms the agent referred to weigh more), plus a bonus for its kind (error, test result,
     location, definition), scaled by recency. Exact repeats keep only the newest. `extra_cost(group, opened)`
-    is what choosing a line of `group` costs besides its own tokens (a group header paid once); a header
-    candidate (tokens 0) costs just that, so a call can be kept without any of its output."""
+    is what choosing a line of `group` costs besides its own tokens (a group header paid once)."""
     refs = set(referenced)
     newest: dict[str, Candidate] = {}
     for c in candidates:
@@ -164,7 +162,7 @@ def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: i
         for t in ts:
             if t not in weights:
                 weights[t] = _term_weight(t, refs)
-    bonus = [0.0 if c.header else KIND_WEIGHT[line_kind(c.text)] for c in pool]
+    bonus = [KIND_WEIGHT[line_kind(c.text)] for c in pool]
     covered: set[str] = set()
     opened: set[int] = set()
 

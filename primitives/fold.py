@@ -222,8 +222,6 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
             for header, lines in groups:
                 headers.append(header)
                 g = len(headers) - 1
-                if header is not None:
-                    candidates.append(Candidate(_GROUP + header, g, order, 0, header=True))
                 for k, line in enumerate(lines):
                     if line not in skip:
                         candidates.append(Candidate(line, g, order + k * 1e-6, counter.text(line + "\n")))
@@ -259,7 +257,6 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                     state["done"].append((order, f"{_cut(label, 120)} → {_cut(outcome, 80)}"))
             headers.append(label)
             g = len(headers) - 1
-            candidates.append(Candidate(_GROUP + label, g, order, 0, header=True))
             lines = output_lines(text, max_chars=config.max_line_chars)
             for k, line in enumerate(lines):
                 if line not in skip:
@@ -307,8 +304,7 @@ def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, count
 
 def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None], refs: set[str], budget: int,
                   counter: TokenCounter, max_lines: int) -> list[str]:
-    """The lines `salience.select` keeps (a group's header is paid for by its first line, or chosen alone: the call
-    the agent made, without its output), in original order."""
+    """The lines `salience.select` keeps (a group's header is paid for by its first line), in original order."""
     if not candidates or budget < 24 or max_lines <= 0:
         return []
     header_cost: dict[int, int] = {}
@@ -328,8 +324,7 @@ def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None]
             current = c.group
             if headers[c.group] is not None:
                 out.append(_GROUP + str(headers[c.group]))
-        if not c.header:
-            out.append(c.text)
+        out.append(c.text)
     return out if len(out) > 1 else []
 
 

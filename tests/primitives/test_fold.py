@@ -159,17 +159,3 @@ def test_an_error_printed_by_a_successful_command_is_not_a_failure():
     state = ev.text.split(LINES_HEAD)[0]
     assert "- bash: python cli.py → ValueError: bad port 99999" in state and "cat cli.py" not in state
 
-
-def test_a_call_is_kept_alone_when_none_of_its_output_is():
-    listing = "\n".join(f"word {i} of a listing" for i in range(40))  # nothing here is worth a line
-    raw = [{"role": "user", "content": "task"},
-           *_bash("c1", "grep -rn handle_event_v2 pkg/events/dispatch.py", listing),
-           *_bash("c2", "ls", "ok")]
-    view = view_of(parse_messages(raw))
-    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=120)
-    lines = _body(ev.text).split("\n")
-    header = "» bash: grep -rn handle_event_v2 pkg/events/dispatch.py"
-    assert header in lines  # what the agent ran, in its own words
-    after = lines[lines.index(header) + 1:]
-    assert not after or after[0].startswith("» ")  # alone: no line of its output under it
-    assert "word 3 of a listing" not in ev.text
