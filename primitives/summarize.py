@@ -208,7 +208,8 @@ def _echoes_prompt(line: str, source: str) -> bool:
 
 def _structured(kept: Sequence[str]) -> tuple[dict[str, list[str]], list[tuple[str | None, list[str]]]]:
     """The thinker's kept lines in the extractive fold's structure: its state entries and line groups when it wrote
-    the asked-for sections; any other line it wrote becomes a note (nothing it wrote is lost)."""
+    the asked-for sections; any other line it wrote becomes a note (nothing it wrote is lost, repeats are kept
+    once)."""
     state, groups = parse_body("\n".join(kept))
     placed = {f"- {e}" for entries in state.values() for e in entries} | {ln for _h, g in groups for ln in g}
     placed |= {_GROUP + h for h, _g in groups if h is not None} | {STATE_HEAD, LINES_HEAD}
@@ -218,7 +219,9 @@ def _structured(kept: Sequence[str]) -> tuple[dict[str, list[str]], list[tuple[s
     if not structured:
         groups = []
     state["notes"] = [ln[2:] if ln.startswith("- ") else ln for ln in loose] + state["notes"]
-    return state, groups
+    # a small model repeats itself ("- a call that printed … and its outcome" four times): each entry once
+    return ({c: list(dict.fromkeys(entries)) for c, entries in state.items()},
+            [(h, list(dict.fromkeys(lines))) for h, lines in groups])
 
 
 def _render(state: dict[str, list[str]], groups: Sequence[tuple[str | None, list[str]]]) -> list[str]:

@@ -217,3 +217,11 @@ def test_lines_that_echo_the_prompt_template_are_dropped(view):
                  "Leave out a category"):
         assert echo not in ev.text
     assert ev.meta["guard_dropped"] == 4 and "echo of the prompt's template" in ev.meta["guard_problems"]
+
+
+def test_a_repeated_thinker_line_is_kept_once(view):
+    note = "- Reservation ZX9K2P belongs to mia_li_3668."
+    thinking = "\n".join([STATE_HEAD, "notes:", note, note, note, "done:", "- looked up ZX9K2P", "- looked up ZX9K2P"])
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    body = ev.text.split("\n")
+    assert body.count(note) == 1 and body.count("- looked up ZX9K2P") == 1
