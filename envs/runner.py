@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
+from agentmem.messages import seeded_message_ids
+
 __all__ = [
     "EpisodeResult",
     "HistoryViewMemory",
@@ -245,7 +247,18 @@ def run_episode(
     on_round: Callable[[dict], None] | None = None,
     keep_messages: bool = True,
 ) -> EpisodeResult:
-    """Run one task to completion (or `max_rounds` assistant turns) and evaluate it."""
+    """Run one task to completion (or `max_rounds` assistant turns) and evaluate it.
+
+    Replies stored without an id get ids seeded by the task id, so two runs of a task under one policy are
+    identical (see `agentmem.messages.seeded_message_ids`)."""
+    with seeded_message_ids(task.task_id):
+        return _run_episode(task, agent, memory, model=model, max_rounds=max_rounds, count_tokens=count_tokens,
+                            on_round=on_round, keep_messages=keep_messages)
+
+
+def _run_episode(task: Any, agent: Completion, memory: Any, *, model: str, max_rounds: int,
+                 count_tokens: Callable[[Sequence[dict]], int] | None, on_round: Callable[[dict], None] | None,
+                 keep_messages: bool) -> EpisodeResult:
     counter = _resolve_counter(count_tokens)
     mem = memory if memory is not None else PassThroughMemory(agent)
     tools = list(task.tools)

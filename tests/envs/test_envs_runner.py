@@ -164,3 +164,24 @@ def test_memories_get_position_ids_and_agents_see_none(env):
     assert all(ids == [f"todo_add_task-0.{i}" for i in range(len(ids))] for ids in sent)
     assert all(later[:len(earlier)] == earlier for earlier, later in zip(sent, sent[1:]))
     assert all("id" not in m for msgs in seen for m in msgs)
+
+
+def test_two_runs_of_a_task_under_a_folding_policy_are_identical(env, tmp_path):
+    """Reply ids are seeded by the task, so the views (which show ids) and every decision repeat exactly."""
+    from agentmem import AgentMemory, Store
+
+    def one_run(db: str) -> list[tuple]:
+        store = Store(tmp_path / db)
+        task = env.load("music_most_common_song-2")
+        agent = task.scripted_agent()
+        mem = AgentMemory(completion=agent, policy="budget", budget_tokens=3000, store=store, recall_tool=True)
+        res = run_episode(task, agent, mem)
+        view = mem.view()
+        store.close()
+        rows = [(r["round"], r["view_tokens"], r["folds"], r["recalls"], tuple(map(str, r["actions"])))
+                for r in res.records]
+        return rows, view, res.summary["success"]
+
+    first, second = one_run("a.db"), one_run("b.db")
+    assert any(r[2] for r in first[0])  # the budget folded: the ids were shown to the agent
+    assert first == second
