@@ -46,8 +46,9 @@ class SummarizeConfig(BaseModel):
     merge_lines: bool = Field(default=True, description="Merge back the salient tool-output lines (original "
                               "wording, under the call that printed them) the extractive fold keeps and the "
                               "thinker left out.")
-    lines_tokens: int = Field(default=120, ge=0, description="Room kept for merged lines: the thinker's text is cut "
-                              "to leave it; merged lines then fill whatever the block has left.")
+    lines_tokens: int = Field(default=200, ge=0, description="Most tokens of merged lines; the thinker's text is "
+                              "cut to leave them this room. Filling the whole block instead made background folds "
+                              "fall behind (tests/test_background.py).")
     target_ratio: float = Field(default=4.0, ge=1.0, description="Ask for at most span tokens / this many tokens: "
                                 "decode time is what a CPU thinker spends, so small spans get short notes.")
     max_new_tokens: int = Field(default=192, ge=16, description="Cap on the tokens the thinker generates (the "
@@ -290,7 +291,7 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
     body = fit_to_budget(_render(state, groups), max(16, size - reserve), counter)
     merged: list[tuple[str | None, list[str]]] = []
     if config.merge_lines:
-        room = size - (counter.text("\n".join(body) + "\n") if body else 0)
+        room = min(config.lines_tokens, size - (counter.text("\n".join(body) + "\n") if body else 0))
         if room >= 24:
             extractive = extractive_summary(items, tool_names(view), FoldConfig(state_share=0.01), counter,
                                             budget=room,
