@@ -158,4 +158,3 @@ def test_an_error_printed_by_a_successful_command_is_not_a_failure():
     _, ev = fold(view, span=_span(view, 1, 5), counter=COUNTER, config=FoldConfig(state_share=0.6))
     state = ev.text.split(LINES_HEAD)[0]
     assert "- bash: python cli.py → ValueError: bad port 99999" in state and "cat cli.py" not in state
-
