@@ -7,10 +7,13 @@ checks exactly that, plus that a leading system message stays first and that ori
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
+import itertools
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +32,7 @@ __all__ = [
     "message_text",
     "response_message",
     "new_message_id",
+    "seeded_message_ids",
     "EmptyHistoryError",
     "require_messages",
 ]
@@ -150,8 +154,34 @@ class Message(BaseModel):
         return tuple(tc.id for tc in self.tool_calls)
 
 
+_ID_SOURCE: contextvars.ContextVar[Callable[[], str] | None] = contextvars.ContextVar("agentmem_id_source",
+                                                                                      default=None)
+
+
 def new_message_id() -> str:
-    return "m-" + uuid.uuid4().hex[:20]
+    """An id for a message that arrived without one: random, or the next of `seeded_message_ids` when one is active."""
+    source = _ID_SOURCE.get()
+    return source() if source is not None else "m-" + uuid.uuid4().hex[:20]
+
+
+@contextlib.contextmanager
+def seeded_message_ids(seed: str) -> Iterator[None]:
+    """Within this block (this thread or task's context), messages without an id get ids derived from `seed` and a
+    counter instead of random ones.
+
+    Why: ids are shown to the model (block headers, recall answers), and their tokens differ from id to id, so random
+    ids make two runs of the same benchmark task differ in fold and page boundaries and sometimes in the outcome.
+    Same seed and same sequence of messages -> same ids. Ids stay unique within a store only if seeds are."""
+    counter = itertools.count()
+
+    def next_id() -> str:
+        return "m-" + hashlib.sha256(f"{seed}\x00{next(counter)}".encode()).hexdigest()[:20]
+
+    token = _ID_SOURCE.set(next_id)
+    try:
+        yield
+    finally:
+        _ID_SOURCE.reset(token)
 
 
 def message_text(message: Message) -> str:

@@ -3,8 +3,9 @@
 Runs `agentmem run --env appworld-lite --task all --agent scripted --policy P --budget B` for every policy and
 budget (the CLI itself, in a subprocess, so the figures are what a user gets), then prints one table (TGC/SGC per
 difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
+The `trim_messages` and `langmem` rows run in-process through the adapters bench/benchmark.py has for replays.
 
-    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 102 tasks
+    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 105 tasks
     python bench/appworld_policies.py --budgets 6000 --policies noop,window,budget --difficulty hard
 
 The ScriptedAgent has no memory of its own (its only state is the view), so a policy that loses what a task needs
@@ -25,12 +26,52 @@ from pathlib import Path
 
 # "+norecall": the same policy without the recall_memory tool (a sliding window without an archive is what
 # langchain's trim_messages does)
-POLICIES = ["noop", "window", "window+norecall", "observation_masking", "running_summary", "budget",
-            "budget+norecall", "thinker"]
+POLICIES = ["noop", "window", "window+norecall", "observation_masking", "running_summary", "trim_messages",
+            "langmem", "budget", "budget+norecall", "thinker"]
+# the libraries people use today, run in-process through the adapters bench/benchmark.py has for replays
+# (langchain_core trim_messages; langmem summarize_messages with agentmem's extractive fold as its offline
+# summarizer model): they keep no archive, so the agent gets no recall tool
+LIBRARIES = {"trim_messages", "langmem"}
 DIFFS = ["easy", "medium", "hard"]
 
 
+def library_view_fn(name: str, budget: int):
+    """`first_history -> view function` for a library row: bench/benchmark.py's replay adapters, imported."""
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchmark import LangMemBaseline, TrimBaseline, langmem_summary_tokens
+
+    def make(first_history: list[dict]):
+        traj = SimpleNamespace(model=MODEL, messages=first_history)  # what the adapters read of a trajectory
+        if name == "trim_messages":
+            return TrimBaseline(traj, budget)
+        return LangMemBaseline(traj, budget, langmem_summary_tokens(traj, budget), fit_budget=True)
+
+    return make
+
+
+MODEL = "scripted"  # the runner's model name; its token counter falls back to cl100k
+
+
+def run_library(policy: str, budget: int, out: Path, difficulty: str | None, tasks: str, max_rounds: int) -> dict:
+    """A library row, in-process (the CLI runs agentmem's policies only): the same files as `agentmem run`."""
+    from agentmem.envs.runner import HistoryViewMemory, run_tasks
+    from agentmem.tokens import TokenCounter
+
+    counter = TokenCounter(MODEL)
+    make = library_view_fn(policy, budget)
+    t0 = time.perf_counter()
+    run_tasks("appworld-lite", tasks, "scripted", lambda agent: HistoryViewMemory(agent, make, counter.message), out,
+              max_rounds=max_rounds, policy_name=policy, difficulty=difficulty, progress=False)
+    wall = time.perf_counter() - t0
+    return _row(policy, budget, out, f"bench/appworld_policies.py --policies {policy} --budgets {budget} "
+                                     f"(in-process: bench/benchmark.py's adapter)", wall)
+
+
 def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: str, max_rounds: int) -> dict:
+    if policy in LIBRARIES:
+        return run_library(policy, budget, out, difficulty, tasks, max_rounds)
     name, _, flag = policy.partition("+")
     cmd = [sys.executable, "-m", "agentmem.cli", "run", "--env", "appworld-lite", "--task", tasks, "--agent",
            "scripted", "--policy", name, "--budget", str(budget), "--out", str(out), "--max-rounds", str(max_rounds)]
@@ -43,10 +84,14 @@ def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: 
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    shown = [c if len(c) < 80 else f"<{c.count(',') + 1} ids>" for c in cmd[3:]]
+    return _row(policy, budget, out, " ".join(["agentmem", *shown]), wall)
+
+
+def _row(policy: str, budget: int, out: Path, command: str, wall: float) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     agg = summary["aggregate"]
-    shown = [c if len(c) < 80 else f"<{c.count(',') + 1} ids>" for c in cmd[3:]]
-    row = {"policy": policy, "budget": budget, "command": " ".join(["agentmem", *shown]), "wall_s": round(wall, 1)}
+    row = {"policy": policy, "budget": budget, "command": command, "wall_s": round(wall, 1)}
     for key in ("n_tasks", "tgc", "sgc", "peak_view_tokens", "mean_view_tokens", "peak_raw_tokens", "recalls",
                 "folds"):
         row[key] = agg.get(key)

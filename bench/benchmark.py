@@ -394,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--swe", type=Path, default=DATA / "swe_deepseek_public.jsonl")
     ap.add_argument("--tau", type=Path, default=DATA / "taubench_airline.jsonl")
     ap.add_argument("--swe-min-rounds", type=int, default=80)
+    ap.add_argument("--swe-max-rounds", type=int, default=None,
+                    help="only SWE runs with at most this many rounds (--swe-min-rounds 40 --swe-max-rounds 79: "
+                         "the 25 held-out runs the defaults were not tuned on)")
     ap.add_argument("--tau-count", type=int, default=20, help="the N longest tau-bench runs")
     ap.add_argument("--swe-budget", default="6000,8000", help="comma-separated budgets, one SWE group each")
     ap.add_argument("--tau-budget", type=int, default=4000,
@@ -424,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     swe_budgets = [int(b) for b in str(args.swe_budget).split(",") if b.strip()]
     groups_def = []
     swe_runs = select(args.swe, min_rounds=args.swe_min_rounds, limit=limit) if "swe" in wanted else []
+    if args.swe_max_rounds is not None:
+        swe_runs = [t for t in swe_runs if t.rounds <= args.swe_max_rounds]
     if "swe" in wanted:
         groups_def += [(f"swe@{b}", swe_runs, b) for b in swe_budgets]
     if "tau" in wanted:

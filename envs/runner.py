@@ -11,6 +11,10 @@ Any memory works that looks like this (``AgentMemory`` does; ``PassThroughMemory
     memory.execute_recall(arguments) -> str     # optional (or .recall)
     memory.recall_tool_schema                   # optional: a "recall_memory" tool it adds itself
     memory.last_round -> {"raw_tokens", "view_tokens", "actions", "bookkeeping_ms"}   # optional (or .stats())
+
+The messages a memory gets carry an ``id`` ("<task id>.<position>", stable across rounds, see `with_stable_ids`);
+a memory keys on it and does not pass it on to the model (AgentMemory, PassThroughMemory and HistoryViewMemory
+strip it).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
+from agentmem.messages import seeded_message_ids
+
 __all__ = [
     "EpisodeResult",
+    "HistoryViewMemory",
     "MemoryLike",
     "PassThroughMemory",
     "default_count_tokens",
@@ -30,6 +37,7 @@ __all__ = [
     "plot_tokens",
     "run_episode",
     "run_tasks",
+    "with_stable_ids",
     "RECALL_TOOL",
 ]
 
@@ -48,6 +56,19 @@ class MemoryLike(Protocol):
                    **kw: Any) -> Any: ...
 
 
+def with_stable_ids(messages: Sequence[dict], task_id: str) -> list[dict]:
+    """The transcript as handed to a memory: each message with the id ``<task id>.<position>``.
+
+    Ids are part of what a memory shows (block headers, recall answers), so random ids would make two runs of the
+    same task differ in token counts, fold and page boundaries, and sometimes in the outcome; position ids are
+    stable because the runner's transcript only grows. A message that has an id keeps it."""
+    return [m if m.get("id") else {**m, "id": f"{task_id}.{i}"} for i, m in enumerate(messages)]
+
+
+def _without_ids(messages: Sequence[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "id"} if "id" in m else m for m in messages]
+
+
 class PassThroughMemory:
     """No memory management: the agent sees the full transcript. Recall has nothing archived to search."""
 
@@ -57,12 +78,55 @@ class PassThroughMemory:
 
     def completion(self, *, model: str, messages: list[dict], tools: list[dict] | None = None, **kw: Any) -> Any:
         t0 = time.perf_counter()
-        resp = self.agent(model=model, messages=messages, tools=tools, **kw)
+        resp = self.agent(model=model, messages=_without_ids(messages), tools=tools, **kw)
         self.last_round = {"actions": [], "bookkeeping_ms": 0.0, "agent_ms": (time.perf_counter() - t0) * 1000}
         return resp
 
     def execute_recall(self, arguments: dict) -> str:
         return "[agentmem: recalled] nothing archived: the whole conversation is already in view."
+
+
+class HistoryViewMemory:
+    """A memory given as a function of the history (``history -> (view, ms, actions)``), e.g. langchain's
+    ``trim_messages`` or langmem's ``summarize_messages`` as bench/benchmark.py wraps them for replays.
+
+    Such libraries keep no archive, so this memory offers no recall tool. `make_view_fn(first_history)` builds the
+    function once per task (sizes may depend on the task's system prompt); messages without an id get the stable
+    id ``h<index>`` (the runner's history only grows), which the view function may key on; ids are removed before
+    the agent sees the view. View and raw sizes are counted with `count_message` (per message, cached by id)."""
+
+    def __init__(self, agent: Completion, make_view_fn: Callable[[list[dict]], Callable[[list[dict]], Any]],
+                 count_message: Callable[[dict], int]):
+        self.agent = agent
+        self.make_view_fn = make_view_fn
+        self.count_message = count_message
+        self.view_fn: Callable[[list[dict]], Any] | None = None
+        self._sizes: dict[str, int] = {}
+        self.last_round: dict = {}
+
+    def _size(self, m: dict) -> int:
+        key = m.get("id")
+        if key is None or key not in self._sizes:
+            n = self.count_message({k: v for k, v in m.items() if k != "id"})
+            if key is None:
+                return n
+            self._sizes[key] = n
+        return self._sizes[key]
+
+    def completion(self, *, model: str, messages: list[dict], tools: list[dict] | None = None, **kw: Any) -> Any:
+        history = [m if "id" in m else {**m, "id": f"h{i}"} for i, m in enumerate(messages)]
+        if self.view_fn is None:
+            self.view_fn = self.make_view_fn(history)
+        t0 = time.perf_counter()
+        view, _ms, actions = self.view_fn(history)
+        bookkeeping = (time.perf_counter() - t0) * 1000
+        raw_tokens = sum(self._size(m) for m in history)
+        view_tokens = sum(self._size(m) for m in view)
+        t1 = time.perf_counter()
+        resp = self.agent(model=model, messages=_without_ids(view), tools=tools, **kw)
+        self.last_round = {"raw_tokens": raw_tokens, "view_tokens": view_tokens, "actions": list(actions),
+                           "bookkeeping_ms": bookkeeping, "agent_ms": (time.perf_counter() - t1) * 1000}
+        return resp
 
 
 def _fallback_count(messages: Sequence[dict]) -> int:
@@ -183,7 +247,18 @@ def run_episode(
     on_round: Callable[[dict], None] | None = None,
     keep_messages: bool = True,
 ) -> EpisodeResult:
-    """Run one task to completion (or `max_rounds` assistant turns) and evaluate it."""
+    """Run one task to completion (or `max_rounds` assistant turns) and evaluate it.
+
+    Replies stored without an id get ids seeded by the task id, so two runs of a task under one policy are
+    identical (see `agentmem.messages.seeded_message_ids`)."""
+    with seeded_message_ids(task.task_id):
+        return _run_episode(task, agent, memory, model=model, max_rounds=max_rounds, count_tokens=count_tokens,
+                            on_round=on_round, keep_messages=keep_messages)
+
+
+def _run_episode(task: Any, agent: Completion, memory: Any, *, model: str, max_rounds: int,
+                 count_tokens: Callable[[Sequence[dict]], int] | None, on_round: Callable[[dict], None] | None,
+                 keep_messages: bool) -> EpisodeResult:
     counter = _resolve_counter(count_tokens)
     mem = memory if memory is not None else PassThroughMemory(agent)
     tools = list(task.tools)
@@ -199,7 +274,7 @@ def run_episode(
     while rounds < max_rounds and not task.done:
         rounds += 1
         t0 = time.perf_counter()
-        resp = mem.completion(model=model, messages=list(messages), tools=tools)
+        resp = mem.completion(model=model, messages=with_stable_ids(messages, task.task_id), tools=tools)
         wall_ms = (time.perf_counter() - t0) * 1000
         st = _stats(mem)
         msg = _assistant_message(resp)

@@ -24,7 +24,8 @@ from agentmem.tokens import TokenCounter
 from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, StubItem, View, apply_event
 from ._common import fit_to_budget, item_text, span_items, tool_names
 
-__all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "STATE_HEAD", "LINES_HEAD"]
+__all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "parse_body", "referenced_terms",
+           "other_block_lines", "STATE_HEAD", "LINES_HEAD"]
 
 STATE_HEAD = "## state (oldest first)"
 LINES_HEAD = "## lines kept from tool outputs (original wording, grouped by the call that printed them)"
@@ -134,9 +135,13 @@ def _notes(content: str, max_chars: int) -> list[str]:
 
 
 def _parse_block(text: str) -> tuple[dict[str, list[str]], list[tuple[str | None, list[str]]]]:
-    """State entries by category and (group header, lines) of a block written by this fold; a block of any other
-    shape (a thinker's notes) yields its lines as one headerless group."""
-    body = text.split("\n", 1)[1] if "\n" in text else ""
+    """parse_body of a block's text (its first line is the header)."""
+    return parse_body(text.split("\n", 1)[1] if "\n" in text else "")
+
+
+def parse_body(body: str) -> tuple[dict[str, list[str]], list[tuple[str | None, list[str]]]]:
+    """State entries by category and (group header, lines) of a block body in this fold's structure; a body of
+    any other shape (a thinker's free notes) yields its lines as one headerless group."""
     state: dict[str, list[str]] = {c: [] for c in _CATEGORIES}
     groups: list[tuple[str | None, list[str]]] = []
     if STATE_HEAD not in body and LINES_HEAD not in body:
@@ -177,7 +182,7 @@ def referenced_terms(view: View) -> set[str]:
     return out
 
 
-def _other_block_lines(view: View, span: Sequence[str]) -> set[str]:
+def other_block_lines(view: View, span: Sequence[str]) -> set[str]:
     inside = set(span)
     out: set[str] = set()
     for it in view.items:
@@ -339,7 +344,7 @@ def fold(view: View, *, span: Sequence[str], counter: TokenCounter, config: Fold
     budget = block_tokens or config.max_block_tokens
     if text is None:
         body = extractive_summary(items, tool_names(view), config, counter, budget=budget,
-                                  referenced=referenced_terms(view), elsewhere=_other_block_lines(view, span))
+                                  referenced=referenced_terms(view), elsewhere=other_block_lines(view, span))
     else:
         body = fit_to_budget(text.strip().splitlines(), budget, counter)
     block_text = header + ("\n" + "\n".join(body) if body else "")

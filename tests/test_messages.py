@@ -397,3 +397,17 @@ def test_overlong_message_id_is_rejected():
     with pytest.raises(InvalidMessageError, match="at most 200"):
         parse_message({"id": "x" * 201, "role": "user", "content": "x"}, index=2)
     assert parse_message({"id": "x" * 200, "role": "user", "content": "x"}).id == "x" * 200
+
+
+def test_seeded_message_ids_repeat_per_seed_and_fall_back_to_random_outside():
+    from agentmem.messages import new_message_id, parse_message, seeded_message_ids
+
+    with seeded_message_ids("task-a"):
+        first = [parse_message({"role": "user", "content": "hi"}).id for _ in range(3)]
+    with seeded_message_ids("task-a"):
+        again = [new_message_id() for _ in range(3)]
+    with seeded_message_ids("task-b"):
+        other = new_message_id()
+    assert first == again and len(set(first)) == 3 and other not in first
+    assert all(i.startswith("m-") and len(i) == 22 for i in first)
+    assert new_message_id() != new_message_id()  # outside a seeded block: random again

@@ -329,6 +329,12 @@ BILLERS = [("City Utilities", "billing@cityutilities.com"), ("AquaWater", "pay@a
            ("Metro Parking", "pay@metroparking.com"), ("CloudBox", "billing@cloudbox.com")]
 
 
+def _register_billers(w: World) -> None:
+    """The billers as payments users (bills are paid to them)."""
+    for name, email in BILLERS:
+        w.insert("payments_users", email=email, name=name)
+
+
 class EmailPayBills(TaskTemplate):
     name = "email_pay_bills"
     difficulty = "hard"
@@ -337,9 +343,8 @@ class EmailPayBills(TaskTemplate):
 
     @staticmethod
     def setup(ctx: SeedContext) -> dict:
-        rng, w = ctx.rng, ctx.world
-        for name, email in BILLERS:
-            w.insert("payments_users", email=email, name=name)
+        rng = ctx.rng
+        _register_billers(ctx.world)
         for _ in range(rng.randint(27, 30)):
             name, email = rng.choice(BILLERS)
             inv = f"INV-{rng.randint(100000, 999999)}"
@@ -382,6 +387,89 @@ class EmailPayBills(TaskTemplate):
             return C("payments", "send_money", receiver_email=b[0], amount=b[1], note=b[2])
 
         return [*prelude(["email", "payments"]), inbox, read, Each(lambda kb: kb.take(read), pay, "pay", queue=True),
+                Complete()]
+class EmailCorrectedBills(TaskTemplate):
+    """Values that change over time: some bills get one or two corrections later, and the newest amount about an
+    invoice is the one to pay. An agent that lost a correction (or finds only the original bill again) pays an
+    old amount; the bills are read early (inbox newest first, corrections mixed in) and paid at the end."""
+
+    name = "email_corrected_bills"
+    difficulty = "hard"
+    apps = ("email", "payments")
+    sizes = {"inbox": 40}
+
+    @staticmethod
+    def setup(ctx: SeedContext) -> dict:
+        rng = ctx.rng
+        _register_billers(ctx.world)
+        bills = []
+        for _ in range(rng.randint(23, 26)):
+            name, email = rng.choice(BILLERS)
+            inv = f"INV-{rng.randint(100000, 999999)}"
+            days = rng.uniform(20, 45)
+            status = "paid by autopay" if rng.random() < 0.2 else "unpaid"
+            body = (f"Bill from {name}\nInvoice: {inv}\nAmount due: ${money(rng.randint(1500, 30000)):.2f}\n"
+                    f"Pay to: {email}\nStatus: {status}\n")
+            _email(ctx, email, name, f"Bill: {name} invoice {inv}", body, ctx.ts(days))
+            bills.append((name, email, inv, days, status))
+        unpaid = [b for b in bills if b[4] == "unpaid"]
+        for name, email, inv, days, _ in rng.sample(unpaid, min(len(unpaid), rng.randint(6, 8))):
+            when = days
+            for _ in range(rng.choice([1, 1, 2])):
+                when = max(0.2, when - rng.uniform(1.0, 9.0))  # a whole day or more later: a later date
+                body = (f"Corrected bill from {name}\nInvoice: {inv}\nAmount due: "
+                        f"${money(rng.randint(1500, 30000)):.2f}\nPay to: {email}\nThis replaces the amount in our "
+                        f"earlier email about this invoice.\n")
+                _email(ctx, email, name, f"Correction: {name} invoice {inv}", body, ctx.ts(when))
+        _filler_emails(ctx, rng.randint(60, 66))
+        return {"instruction": "Pay every unpaid bill in my email inbox (subject starts with 'Bill:'; skip bills whose "
+                               "'Status:' line says they are already paid) on payments: send the amount due to the "
+                               "'Pay to:' address, with the invoice number from the 'Invoice:' line as the note. Some "
+                               "billers sent corrections later (subject starts with 'Correction:', same invoice "
+                               "number): the 'Amount due:' of the newest email about an invoice is the one to pay."}
+
+    @staticmethod
+    def oracle(w: World, p: dict) -> Solution:
+        from .templates import dollars, line_value
+
+        newest: dict[str, tuple[str, float]] = {}
+        rows = w.q("SELECT * FROM email_messages WHERE folder = 'inbox' AND (subject LIKE 'Bill: %' OR subject LIKE "
+                   "'Correction: %') ORDER BY sent_at")
+        for e in rows:
+            newest[line_value(e["body"], "Invoice")] = (e["sent_at"], dollars(line_value(e["body"], "Amount due")))
+        calls = []
+        for e in rows:
+            if e["subject"].startswith("Bill: ") and line_value(e["body"], "Status") == "unpaid":
+                inv = line_value(e["body"], "Invoice")
+                calls.append(("payments", "send_money", {"receiver_email": line_value(e["body"], "Pay to"),
+                                                         "amount": newest[inv][1], "note": inv}))
+        return Solution(calls)
+
+    @staticmethod
+    def plan(p: dict) -> list:
+        inbox = Pages("email", "show_inbox", keep=_add_ids(
+            "email_id", lambda e: e["subject"].startswith(("Bill: ", "Correction: "))), init=[])
+
+        def entry(kb: KB, acc: list, i: int, d: dict) -> list:
+            kind = "bill" if d["subject"].startswith("Bill: ") else "correction"
+            return acc + [[_line(d["body"], "Invoice"), kind, _line(d["body"], "Status") or "",
+                           _line(d["body"], "Pay to"), _dollars(_line(d["body"], "Amount due")), d["sent_at"]]]
+
+        read = Each(lambda kb: kb.take(inbox), lambda kb, i: C("email", "show_email", email_id=i), "read bills",
+                    keep=entry, init=[], queue=True)
+
+        def to_pay(kb: KB) -> list[list]:
+            rows = kb.take(read)
+            newest: dict[str, tuple[str, Any]] = {}
+            for inv, _kind, _status, _to, amt, at in rows:
+                if inv not in newest or at > newest[inv][0]:
+                    newest[inv] = (at, amt)
+            return [[to, newest[inv][1], inv] for inv, kind, status, to, _amt, _at in rows
+                    if kind == "bill" and status == "unpaid"]
+
+        return [*prelude(["email", "payments"]), inbox, read,
+                Each(to_pay, lambda kb, b: C("payments", "send_money", receiver_email=b[0], amount=b[1], note=b[2]),
+                     "pay", queue=True),
                 Complete()]
 EVENTS = ["Summer BBQ", "Housewarming Party", "Board Game Night", "Birthday Brunch", "Book Launch"]
 

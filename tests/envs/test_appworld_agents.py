@@ -316,3 +316,42 @@ def test_scripted_agent_asks_for_a_stages_notes_again_from_a_later_stage(env):
     name, args3, _ = _call(agent(model="scripted", tools=_WITH_RECALL,
                                  messages=with_tried(f"found:{stage}@{state['k']}")))
     assert name == "recall_memory" and args3 == {"query": "show_playlist_songs playlist_id 3 page_index 0"}
+
+
+def test_many_far_facts_needed_together_decide_the_memory(env, tmp_path):
+    """`phone_texts_summary_note` needs every page's count (72 one-line notes, ~3,300 tokens as recall answers)
+    in one view at the end. No management solves it; a window with exact recall over the lossless store reads
+    the notes back page by page but cannot hold them all at once within 6,000 tokens, tries the calls one by one,
+    and gives up within its bounded tries: the task fails for what memory carried, not for a missing look-up."""
+    from agentmem import AgentMemory
+
+    tid = "phone_texts_summary_note-0"
+    task = env.load(tid)
+    assert run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0).summary["success"]
+    task = env.load(tid)
+    agent = task.scripted_agent()
+    mem = AgentMemory(completion=agent, policy="window", budget_tokens=6000, recall_tool=True,
+                      store=tmp_path / "w.db")
+    res = run_episode(task, agent, mem, max_rounds=300, keep_messages=True)
+    assert not res.summary["success"]
+    asked = [json.loads(c["function"]["arguments"])["query"] for m in res.messages if m["role"] == "assistant"
+             for c in m.get("tool_calls") or [] if c["function"]["name"] == "recall_memory"]
+    assert '"FOUND s5."' in asked  # it asked for its own notes of the counting stage, and paged them
+    assert any(q.startswith("show_text_messages page_index") for q in asked)  # then for single pages
+
+
+def test_a_tool_call_written_as_text_is_recognised_only_for_known_tools():
+    """LlamaCppChat(text_calls=True) accepts the JSON object a small model writes instead of its template's tags,
+    and only when it names one of the offered tools with dict arguments (the shipped model's real replies)."""
+    from agentmem.envs.llamacpp_chat import call_in_text
+
+    fenced = ('```json\n{\n  "name": "call_api",\n  "arguments": {\n    "app": "notes",\n    "api": "show_notes",\n'
+              '    "arguments": {}\n  }\n}\n```')
+    call = call_in_text(fenced, _WITH_RECALL)
+    assert call["name"] == "call_api" and json.loads(call["arguments"]) == {"app": "notes", "api": "show_notes",
+                                                                            "arguments": {}}
+    assert call_in_text('```json\n{"name": "todo", "arguments": {"task": "x"}}\n```', _WITH_RECALL) is None
+    assert call_in_text('I will call {"name": "recall_memory", "arguments": {"query": "passwords"}} now',
+                        _WITH_RECALL)["name"] == "recall_memory"
+    assert call_in_text("To continue, I need to filter the emails.", _WITH_RECALL) is None
+    assert call_in_text('{"name": "call_api", "arguments": "app=notes"}', _WITH_RECALL) is None

@@ -107,3 +107,81 @@ def test_with_agentmem_budget_policy_the_view_stays_bounded(env, tmp_path):
     s = res.summary
     assert s["completed"] and s["peak_view_tokens"] <= 16000 < s["peak_raw_tokens"]
     store.close()
+
+
+def test_history_view_memory_shows_the_agent_only_the_view(env):
+    """A library memory given as history -> view (trim_messages, langmem adapters): the agent sees that view, with
+    no ids it did not send and no recall tool; sizes are counted per message."""
+    from agentmem.envs.runner import HistoryViewMemory
+
+    task = env.load("todo_add_task-0")
+    agent = task.scripted_agent()
+    seen = []
+
+    def recording(**kw):
+        seen.append((kw["messages"], [t["function"]["name"] for t in kw.get("tools") or []]))
+        return agent(**kw)
+
+    firsts = []
+
+    def make(first):
+        firsts.append([m["id"] for m in first])
+
+        def view_fn(history):
+            assert [m["id"] for m in history] == [f"todo_add_task-0.{i}" for i in range(len(history))]
+            return history[:2] + history[2:][-4:], 0.0, [{"kind": "trim"}] if len(history) > 6 else []
+        return view_fn
+
+    mem = HistoryViewMemory(recording, make, lambda m: len(json.dumps(m)) // 4)
+    res = run_episode(task, agent, mem, max_rounds=40)
+    assert len(firsts) == 1 and firsts[0] == ["todo_add_task-0.0", "todo_add_task-0.1"]
+    assert all("id" not in m for msgs, _ in seen for m in msgs)
+    assert all("recall_memory" not in tools for _, tools in seen)
+    assert max(len(msgs) for msgs, _ in seen) <= 6
+    assert mem.last_round["view_tokens"] < mem.last_round["raw_tokens"]
+    assert any(r["actions"] for r in res.records)
+
+
+
+def test_memories_get_position_ids_and_agents_see_none(env):
+    """The runner hands a memory its transcript with ids "<task id>.<position>" (ids show up in views: random ones
+    made runs differ); the same message keeps its id every round, and the no-memory baseline strips them."""
+    task = env.load("todo_add_task-0")
+    agent = task.scripted_agent()
+    sent, seen = [], []
+
+    class Recording(PassThroughMemory):
+        def completion(self, **kw):
+            sent.append([m["id"] for m in kw["messages"]])
+            return super().completion(**kw)
+
+    def recording_agent(**kw):
+        seen.append(kw["messages"])
+        return agent(**kw)
+
+    res = run_episode(task, recording_agent, Recording(recording_agent), max_rounds=40)
+    assert res.summary["success"]
+    assert all(ids == [f"todo_add_task-0.{i}" for i in range(len(ids))] for ids in sent)
+    assert all(later[:len(earlier)] == earlier for earlier, later in zip(sent, sent[1:]))
+    assert all("id" not in m for msgs in seen for m in msgs)
+
+
+def test_two_runs_of_a_task_under_a_folding_policy_are_identical(env, tmp_path):
+    """Reply ids are seeded by the task, so the views (which show ids) and every decision repeat exactly."""
+    from agentmem import AgentMemory, Store
+
+    def one_run(db: str) -> list[tuple]:
+        store = Store(tmp_path / db)
+        task = env.load("music_most_common_song-2")
+        agent = task.scripted_agent()
+        mem = AgentMemory(completion=agent, policy="budget", budget_tokens=3000, store=store, recall_tool=True)
+        res = run_episode(task, agent, mem)
+        view = mem.view()
+        store.close()
+        rows = [(r["round"], r["view_tokens"], r["folds"], r["recalls"], tuple(map(str, r["actions"])))
+                for r in res.records]
+        return rows, view, res.summary["success"]
+
+    first, second = one_run("a.db"), one_run("b.db")
+    assert any(r[2] for r in first[0])  # the budget folded: the ids were shown to the agent
+    assert first == second

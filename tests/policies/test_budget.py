@@ -228,3 +228,30 @@ def test_a_fold_leaves_the_working_share_raw_while_the_agent_recalls():
             assert memory <= int(space * (1 - working)) and raw >= int(space * working / 2) - 400
         else:
             assert raw < int(space * 0.35) - 400  # memory_ratio / keep_ratio rule: little stays raw
+
+
+def test_memory_gives_way_to_a_huge_newest_round_down_to_its_floor():
+    """A newest assistant turn larger than the space memory leaves: the newest blocks are merged down to what the
+    budget needs (never below min_memory_ratio of the allotment), so the view fits instead of a tiny new block
+    and an over-budget request."""
+    cfg = BudgetConfig(budget_tokens=5000, working_ratio=0)
+    policy = BudgetPolicy(cfg)
+    msgs = parse_messages(synthetic_history(120, output_chars=600))
+    view = View()
+    for m in msgs:
+        view = view_of([m], view=view)
+        if view.unit_complete(*view.units()[-1]):
+            view = _apply(view, policy.decide(view, CTX))
+    head = pinned_head(view)
+    memory = sum(it.tokens for it in view.items[head:] if isinstance(it, BlockItem))
+    space = 5000 - sum(it.tokens for it in view.items[:head])
+    assert memory > space * cfg.memory_ratio * 0.6  # the allotment is (nearly) full
+    huge = {"role": "assistant", "content": "I will write the whole module now. " + "x = 1\n" * 450}
+    view = view_of(parse_messages([huge]), view=view)
+    assert view.tokens > 5000
+    actions = policy.decide(view, CTX)
+    after = _apply(view, actions)
+    after.validate(allow_open_tail=True)
+    assert after.tokens <= 5000
+    left = sum(it.tokens for it in after.items[head:] if isinstance(it, BlockItem))
+    assert int(space * cfg.memory_ratio * cfg.min_memory_ratio) <= left < memory

@@ -71,7 +71,7 @@ def _config(name: str, data):
     if cls is SummarizeConfig:
         return SummarizeConfig(max_block_tokens=data.draw(st.integers(150, 500)),
                                guard=data.draw(st.sampled_from(["drop", "flag", "off"])),
-                               merge_values=data.draw(st.booleans()), values_tokens=data.draw(st.integers(0, 100)))
+                               merge_lines=data.draw(st.booleans()), lines_tokens=data.draw(st.integers(0, 100)))
     if cls is EvictConfig:
         return EvictConfig(preview_chars=data.draw(st.integers(0, 200)))
     if cls is RecallConfig:

@@ -1,4 +1,4 @@
-"""summarize-by-thinking: the prompt, the faithfulness guard, merged values, the counted budget."""
+"""summarize-by-thinking: the prompt, the faithfulness guard, merged lines, the counted budget."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from agentmem.messages import parse_messages
 from agentmem.primitives import EmptyThinkingError, SummarizeConfig, summarize_by_thinking, thinking_request
+from agentmem.primitives.fold import LINES_HEAD, STATE_HEAD
 from agentmem.primitives.summarize import SYSTEM_PROMPT, SourceIndex, guard_lines, guard_report, line_problems
 from agentmem.testing import synthetic_history
 from agentmem.view import BlockItem, EventError
@@ -60,7 +61,7 @@ def test_thinking_request_cuts_long_messages_and_bounds_the_transcript():
     req = thinking_request(view, span=_span(view, 1, 11), task="t", counter=COUNTER, config=cfg)
     user = req.messages[1]["content"]
     assert "HEAD" in user and "TAIL" in user and "chars cut" in user
-    transcript = user.split("Transcript span to compress:\n", 1)[1].rsplit("\n\nWrite the notes", 1)[0]
+    transcript = user.split("Transcript span to compress:\n", 1)[1].rsplit("\n\nWrite the state and the lines", 1)[0]
     assert COUNTER.text(transcript) <= 310
 
 
@@ -69,10 +70,10 @@ def test_guard_drops_invented_identifiers(view):
                 "Booked flight HAT999 with payment pm_777777.\n"  # neither value is in the span
                 "Amount due 1234.56.\n\n")
     new, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
-                                    config=SummarizeConfig(merge_values=False))
+                                    config=SummarizeConfig(merge_lines=False))
     assert "ZX9K2P belongs to mia_li_3668" in ev.text and "Amount due 1234.56" in ev.text
     assert "HAT999" not in ev.text and "pm_777777" not in ev.text
-    assert ev.kind == "summarize" and ev.meta["guard_dropped"] == 1 and ev.meta["values_merged"] is False
+    assert ev.kind == "summarize" and ev.meta["guard_dropped"] == 1 and ev.meta["lines_merged"] == 0
     blk = new.get(f"blk-{ev.seq}")
     assert isinstance(blk, BlockItem) and blk.kind == "summarize" and ev.text.startswith("[agentmem: summarize block")
     new.validate(allow_open_tail=False)
@@ -81,22 +82,42 @@ def test_guard_drops_invented_identifiers(view):
 def test_guard_flag_and_off_modes(view):
     thinking = "ok ZX9K2P\ninvented HAT999"
     _, flagged = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
-                                       config=SummarizeConfig(guard="flag", merge_values=False))
+                                       config=SummarizeConfig(guard="flag", merge_lines=False))
     assert "(unverified) invented HAT999" in flagged.text
     _, off = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
-                                   config=SummarizeConfig(guard="off", merge_values=False))
+                                   config=SummarizeConfig(guard="off", merge_lines=False))
     assert "invented HAT999" in off.text and "(unverified)" not in off.text
     kept, dropped = guard_lines(thinking, "ok ZX9K2P")
     assert kept == ["ok ZX9K2P"] and dropped == ["invented HAT999"]
 
 
-def test_values_the_thinker_left_out_are_merged(view):
+def test_lines_the_thinker_left_out_are_merged_in_their_original_wording(view):
     _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking="The user owns the reservation.",
                                   counter=COUNTER)
-    assert ev.meta["values_merged"] is True
-    values_line = [ln for ln in ev.text.splitlines() if ln.startswith("values: ")][0]
-    for v in ("ZX9K2P", "mia_li_3668", "HAT001", "1234.56"):
-        assert v in values_line
+    assert ev.meta["lines_merged"] >= 1
+    body = ev.text.split("\n")
+    assert STATE_HEAD in body and LINES_HEAD in body
+    assert "- The user owns the reservation." in body  # the thinker's loose line becomes a note
+    lines = body[body.index(LINES_HEAD) + 1:]
+    assert lines[0].startswith("» get_reservation")  # under the call that printed it
+    # the entity's line as the extractive fold keeps it (fields together), not a bare values list
+    assert any("user_id=mia_li_3668" in ln and "amount=1234.56" in ln for ln in lines)
+    assert not any(ln.startswith("values: ") for ln in body)
+
+
+def test_structured_thinking_keeps_its_sections_and_merges_only_what_it_dropped(view):
+    thinking = "\n".join([STATE_HEAD, "notes:", "- Reservation ZX9K2P belongs to mia_li_3668.", LINES_HEAD,
+                           "» get_reservation", "user_id=mia_li_3668, flights HAT001, amount=1234.56"])
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    body = ev.text.split("\n")[1:]
+    assert body[:3] == [STATE_HEAD, "notes:", "- Reservation ZX9K2P belongs to mia_li_3668."]
+    assert "user_id=mia_li_3668, flights HAT001, amount=1234.56" in body
+    assert ev.meta["lines_merged"] == 0  # every value of the extractive line is already written
+
+
+def test_the_prompt_asks_for_the_extractive_structure(view):
+    for part in (STATE_HEAD, LINES_HEAD, "done:", "failed:", "notes:", "open:", "copied exactly"):
+        assert part in SYSTEM_PROMPT
 
 
 @pytest.mark.parametrize("thinking", ["", "   \n\n", "only invented HAT999 and pm_777777"])
@@ -112,7 +133,7 @@ def test_block_is_bounded_by_counting():
     units = view.units()[2:10]
     span = [it.key for it in view.items[units[0][0]:units[-1][1]]]
     thinking = "\n".join(f"step {i}: read /data/invoices/{i}_0.json" for i in range(300))
-    cfg = SummarizeConfig(max_block_tokens=150, values_tokens=40)
+    cfg = SummarizeConfig(max_block_tokens=150, lines_tokens=40)
     new, ev = summarize_by_thinking(view, span=span, thinking=thinking, counter=COUNTER, config=cfg)
     body = ev.text.split("\n", 1)[1]
     assert COUNTER.text(body) <= 152
@@ -179,7 +200,28 @@ def test_status_contradiction_is_reported_in_the_block_meta(view):
     raw[3] = {**raw[3], "content": raw[3]["content"].replace("1234.56", '1234.56, "status": "cancelled"')}
     v = view_of(parse_messages(raw))
     _, ev = summarize_by_thinking(v, span=_span(v, 2, 5), thinking=thinking, counter=COUNTER,
-                                  config=SummarizeConfig(merge_values=False))
+                                  config=SummarizeConfig(merge_lines=False))
     assert "belongs to mia_li_3668, amount 1234.56" in ev.text
     assert "CONFIRMED" not in ev.text and "change to HAT136" not in ev.text  # HAT136 is in the task, not the span
     assert ev.meta["guard_dropped"] == 2 and any("confirmed" in p for p in ev.meta["guard_problems"])
+
+
+def test_lines_that_echo_the_prompt_template_are_dropped(view):
+    thinking = "\n".join([STATE_HEAD, "done:", "- an action that changed something (an edit, a write, an API call) "
+                           "and its outcome", "notes:", "- Reservation ZX9K2P belongs to mia_li_3668.", "open:",
+                           "- what is still to do", LINES_HEAD, "» the call that printed them",
+                           "Leave out a category that has nothing. Copy every value and line exactly; do not inv"])
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    assert "- Reservation ZX9K2P belongs to mia_li_3668." in ev.text
+    for echo in ("an action that changed something", "what is still to do", "» the call that printed them",
+                 "Leave out a category"):
+        assert echo not in ev.text
+    assert ev.meta["guard_dropped"] == 4 and "echo of the prompt's template" in ev.meta["guard_problems"]
+
+
+def test_a_repeated_thinker_line_is_kept_once(view):
+    note = "- Reservation ZX9K2P belongs to mia_li_3668."
+    thinking = "\n".join([STATE_HEAD, "notes:", note, note, note, "done:", "- looked up ZX9K2P", "- looked up ZX9K2P"])
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    body = ev.text.split("\n")
+    assert body.count(note) == 1 and body.count("- looked up ZX9K2P") == 1
