@@ -98,6 +98,14 @@ def _decisions(stats):
     return [a for a in stats.actions if a["kind"] == "decision"]
 
 
+def _start(tmp_path, name, mode):
+    """A gated thinker that folds the oldest half, its background session, a timed driver, the history."""
+    thinker = GatedThinker(_oldest_half)
+    session = _session(tmp_path, thinker, name)
+    history = synthetic_history(80, output_chars=300)
+    return thinker, session, _Driver(session, mode), history, _call_points(history)
+
+
 def _wait_answered(thinker, n=1, timeout=10.0):
     end = time.perf_counter() + timeout
     while len(thinker.answered) < n and time.perf_counter() < end:
@@ -108,11 +116,7 @@ def _wait_answered(thinker, n=1, timeout=10.0):
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_hard_budget_does_not_wait_and_a_late_decision_is_logged_stale(tmp_path, mode):
-    thinker = GatedThinker(_oldest_half)
-    session = _session(tmp_path, thinker, f"stale-{mode}")
-    drive = _Driver(session, mode)
-    history = synthetic_history(80, output_chars=300)
-    points = _call_points(history)
+    thinker, session, drive, history, points = _start(tmp_path, f"stale-{mode}", mode)
     pending_round = None
     for i, n in enumerate(points):
         stats = drive(history[:n])
@@ -145,11 +149,7 @@ def test_hard_budget_does_not_wait_and_a_late_decision_is_logged_stale(tmp_path,
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_late_decision_still_valid_is_applied(tmp_path, mode):
-    thinker = GatedThinker(_oldest_half)
-    session = _session(tmp_path, thinker, f"late-{mode}")
-    drive = _Driver(session, mode)
-    history = synthetic_history(80, output_chars=300)
-    points = _call_points(history)
+    thinker, session, drive, history, points = _start(tmp_path, f"late-{mode}", mode)
     asked_at = None
     for i, n in enumerate(points):
         drive(history[:n])
