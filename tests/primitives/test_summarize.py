@@ -225,3 +225,17 @@ def test_a_repeated_thinker_line_is_kept_once(view):
     _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
     body = ev.text.split("\n")
     assert body.count(note) == 1 and body.count("- looked up ZX9K2P") == 1
+
+
+def test_the_prompt_shows_no_placeholder_lines_a_small_model_would_copy():
+    """A 1.5B model given placeholder bullets ("- what is still to do") copied them verbatim into every block, so
+    every thinking fold fell back to extractive: the structure is described in prose, headers on their own lines."""
+    placeholder_lines = [ln for ln in SYSTEM_PROMPT.splitlines() if ln.startswith(("- ", "» "))]
+    assert placeholder_lines == []
+
+
+def test_lines_without_any_word_or_value_are_dropped(view):
+    thinking = "\n".join([STATE_HEAD, "notes:", "- -", "- Reservation ZX9K2P belongs to mia_li_3668.", "- …"])
+    _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
+    assert "- -" not in ev.text.splitlines() and "- …" not in ev.text.splitlines()
+    assert "- Reservation ZX9K2P belongs to mia_li_3668." in ev.text
