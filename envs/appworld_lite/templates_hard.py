@@ -329,6 +329,12 @@ BILLERS = [("City Utilities", "billing@cityutilities.com"), ("AquaWater", "pay@a
            ("Metro Parking", "pay@metroparking.com"), ("CloudBox", "billing@cloudbox.com")]
 
 
+def _bill_email(ctx: SeedContext, name: str, email: str, inv: str, amount: float, status: str, days: float) -> None:
+    """A biller's bill in the inbox, `days` ago: the lines the bill templates' oracles and plans read."""
+    body = f"Bill from {name}\nInvoice: {inv}\nAmount due: ${amount:.2f}\nPay to: {email}\nStatus: {status}\n"
+    _email(ctx, email, name, f"Bill: {name} invoice {inv}", body, ctx.ts(days))
+
+
 def _register_billers(w: World) -> None:
     """The billers as payments users (bills are paid to them)."""
     for name, email in BILLERS:
@@ -349,9 +355,8 @@ class EmailPayBills(TaskTemplate):
             name, email = rng.choice(BILLERS)
             inv = f"INV-{rng.randint(100000, 999999)}"
             status = "paid by autopay" if rng.random() < 0.25 else "unpaid"
-            body = (f"Bill from {name}\nInvoice: {inv}\nAmount due: ${money(rng.randint(1500, 30000)):.2f}\n"
-                    f"Pay to: {email}\nStatus: {status}\n")
-            _email(ctx, email, name, f"Bill: {name} invoice {inv}", body, ctx.ts(rng.uniform(0.2, 45)))
+            amount = money(rng.randint(1500, 30000))
+            _bill_email(ctx, name, email, inv, amount, status, rng.uniform(0.2, 45))
         _filler_emails(ctx, rng.randint(72, 78))
         return {"instruction": "Pay every unpaid bill in my email inbox (subject starts with 'Bill:'; skip bills whose "
                                "'Status:' line says they are already paid) on payments: send the 'Amount due:' to "
@@ -408,9 +413,7 @@ class EmailCorrectedBills(TaskTemplate):
             inv = f"INV-{rng.randint(100000, 999999)}"
             days = rng.uniform(20, 45)
             status = "paid by autopay" if rng.random() < 0.2 else "unpaid"
-            body = (f"Bill from {name}\nInvoice: {inv}\nAmount due: ${money(rng.randint(1500, 30000)):.2f}\n"
-                    f"Pay to: {email}\nStatus: {status}\n")
-            _email(ctx, email, name, f"Bill: {name} invoice {inv}", body, ctx.ts(days))
+            _bill_email(ctx, name, email, inv, money(rng.randint(1500, 30000)), status, days)
             bills.append((name, email, inv, days, status))
         unpaid = [b for b in bills if b[4] == "unpaid"]
         for name, email, inv, days, _ in rng.sample(unpaid, min(len(unpaid), rng.randint(6, 8))):
