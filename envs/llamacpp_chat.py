@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from agentmem.thinkers._thinking import plain_message
 
 __all__ = ["LlamaCppChat", "call_in_text"]
 
@@ -63,25 +64,16 @@ class LlamaCppChat:
         return model_files.default_gguf_path(None)
 
     def _load(self) -> Any:
+        """One slot with the model's jinja chat template (the thinker's engine settings otherwise)."""
+        from agentmem.thinkers.llamacpp import _Engine
+
         with self._lock:
             if self._server is None:
-                import xllamacpp
-
-                p = xllamacpp.CommonParams()
-                p.model.path = str(self.gguf_path())
-                p.n_parallel = 1
-                p.n_ctx = self.n_ctx
-                p.n_batch = 512
-                p.cpuparams.n_threads = self.n_threads
-                p.cpuparams_batch.n_threads = self.n_threads
-                p.use_jinja = True  # the model's own chat template: tools in the prompt, tool calls parsed back
-                p.cache_prompt = True  # a growing view pays prefill only for what is new
-                p.warmup = False
-                p.verbosity = -1
-                p.api_keys = [secrets.token_hex(16)]  # its loopback listener stays unusable without the key
-                t0 = time.perf_counter()
-                self._server = xllamacpp.Server(p)
-                self.load_seconds = time.perf_counter() - t0
+                engine = _Engine(self.gguf_path(), n_ctx_per_slot=self.n_ctx, n_parallel=1,
+                                 n_threads=self.n_threads, n_threads_batch=self.n_threads, n_gpu_layers=-1,
+                                 n_batch=512, flash_attn=None, use_jinja=True)
+                self.load_seconds = engine.load_seconds
+                self._server = engine.server
         return self._server
 
     def __call__(self, model: str | None = None, messages: list[dict] | None = None,
@@ -130,10 +122,6 @@ def call_in_text(content: Any, tools: list[dict]) -> dict | None:
 
 
 def _plain(m: dict) -> dict:
-    """A message as the chat template expects it: text content (None -> ""), tool calls kept as they are."""
-    out = {k: v for k, v in m.items() if k in ("role", "content", "tool_calls", "tool_call_id", "name")}
-    if out.get("content") is None:
-        out["content"] = ""
-    elif not isinstance(out["content"], str):
-        out["content"] = "\n".join(str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in out["content"])
-    return out
+    """A message as the chat template expects it: only the chat keys, text content (None -> "")."""
+    return plain_message({k: v for k, v in m.items() if k in ("role", "content", "tool_calls", "tool_call_id",
+                                                                  "name")})

@@ -214,8 +214,7 @@ def _structured(kept: Sequence[str]) -> tuple[dict[str, list[str]], list[tuple[s
     once)."""
     state, groups = parse_body("\n".join(kept))
     placed = {f"- {e}" for entries in state.values() for e in entries} | {ln for _h, g in groups for ln in g}
-    placed |= {_GROUP + h for h, _g in groups if h is not None} | {STATE_HEAD, LINES_HEAD}
-    placed |= {c + ":" for c in _CATEGORIES}
+    placed |= {_GROUP + h for h, _g in groups if h is not None} | _STRUCTURE
     structured = STATE_HEAD in kept or LINES_HEAD in kept
     loose = [ln.strip() for ln in kept if ln not in placed] if structured else [ln.strip() for ln in kept]
     if not structured:

@@ -58,7 +58,7 @@ class _Engine:
     """One loaded llama.cpp model: its server loop, and the settings it was loaded with."""
 
     def __init__(self, path: Path, *, n_ctx_per_slot: int, n_parallel: int, n_threads: int, n_threads_batch: int,
-                 n_gpu_layers: int, n_batch: int, flash_attn: bool | None) -> None:
+                 n_gpu_layers: int, n_batch: int, flash_attn: bool | None, use_jinja: bool = False) -> None:
         try:
             import xllamacpp
         except ImportError as e:
@@ -74,6 +74,7 @@ class _Engine:
         p.cpuparams_batch.n_threads = n_threads_batch
         p.n_gpu_layers = n_gpu_layers
         p.cache_prompt = True
+        p.use_jinja = use_jinja  # the model's own chat template: tools in the prompt, tool calls parsed back
         p.warmup = False  # the first real call warms up; a warm-up pass costs ~1 s of load time for nothing
         p.verbosity = -1  # llama.cpp logs every slot event to stderr otherwise
         p.api_keys = [secrets.token_hex(16)]  # the server's loopback HTTP listener is unusable without the key
