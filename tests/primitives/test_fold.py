@@ -214,3 +214,28 @@ def test_a_failure_of_another_program_stays_open():
     _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
                  config=FoldConfig(state_share=0.6))
     assert "open:\n- bash: python repro.py still failing: ValueError: bad port 99999" in ev.text
+
+
+def test_what_the_agent_named_keeps_its_weight_after_its_rounds_are_folded():
+    """A line whose identifier the agent named in a round folded long ago still wins a later merge: the block
+    carries the agent's own turns (`authored`), so referenced_terms sees the whole session, in live and replay."""
+    from agentmem.primitives.fold import referenced_terms
+    from agentmem.view import apply_event
+
+    listing = "\n".join(f"def helper_{i:02d}_{w}(arg_{i}, opt_{i}):" for i, w in enumerate(
+        ["parse", "merge", "split", "render", "load", "dump", "scan", "walk"] * 3))
+    listing += "\ndef resolve_alias_target(alias_map, name_ref):"
+    raw = [{"role": "user", "content": "fix the alias bug"},
+           {"role": "assistant", "content": "The bug must be in resolve_alias_target.", "tool_calls": [
+               {"id": "c1", "name": "bash", "arguments": json.dumps({"command": "cat pkg/alias.py"})}]},
+           {"role": "tool", "tool_call_id": "c1", "content": listing},
+           *_bash("c2", "ls pkg", "alias.py\nnames.py"), *_bash("c3", "ls tests", "test_alias.py")]
+    view = view_of(parse_messages(raw))
+    first, ev1 = fold(view, span=_span(view, 1, 5), counter=COUNTER, block_tokens=400)
+    assert "resolve_alias_target" in referenced_terms(first)  # its turn is folded, the block carries it
+    # a merge that must drop most lines: the named one stays
+    second, ev2 = fold(first, span=_span(first, 1, len(first.items)), counter=COUNTER, block_tokens=60)
+    assert "def resolve_alias_target(alias_map, name_ref):" in ev2.text
+    assert "resolve_alias_target" in referenced_terms(second)
+    replayed = apply_event(apply_event(view, ev1, COUNTER), ev2, COUNTER)  # the log alone gives the same terms
+    assert referenced_terms(replayed) == referenced_terms(second)
