@@ -131,9 +131,9 @@ class BlockItem:
     covers: tuple[str, ...]  # the original message ids, in order
     text: str
     tokens: int
-    # the agent's own turns the block stands for (references to messages the session holds anyway; not rendered):
-    # what the agent wrote stays evidence of what matters after its rounds are folded (see fold.referenced_terms)
-    authored: tuple[Message, ...] = field(default=(), repr=False, compare=False)
+    # the messages the block stands for (references to messages the session holds anyway; not rendered): what the
+    # agent wrote and what came back stay evidence of what matters after its rounds are folded (fold.referenced_terms)
+    originals: tuple[Message, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def message_ids(self) -> tuple[str, ...]:
@@ -284,12 +284,12 @@ def apply_event(view: View, event: Event, counter: TokenCounter) -> View:
         if any(it.key == view.system_id for it in span):
             raise EventError("the leading system message cannot be folded")
         covered = list(dict.fromkeys(i for it in span for i in it.message_ids))  # ordered, O(n)
-        authored = tuple(m for it in span for m in (
-            it.authored if isinstance(it, BlockItem) else
-            (it.message,) if isinstance(it, (MessageItem, StubItem)) and it.message.role == "assistant" else ()))
+        originals = tuple(m for it in span for m in (
+            it.originals if isinstance(it, BlockItem) else
+            (it.message,) if isinstance(it, (MessageItem, StubItem)) else ()))
         block = BlockItem(key=f"blk-{event.seq}", kind=event.kind, covers=tuple(covered), text=event.text, tokens=0)
         block = BlockItem(key=block.key, kind=block.kind, covers=block.covers, text=block.text,
-                          tokens=_count(counter, block.render()), authored=authored)
+                          tokens=_count(counter, block.render()), originals=originals)
         new.items[start:end] = [block]
         new.tokens += block.tokens - sum(it.tokens for it in span)
     elif event.kind == "evict":

@@ -194,28 +194,32 @@ def parse_body(body: str) -> tuple[dict[str, list[str]], list[tuple[str | None, 
     return state, groups
 
 
+def _session_messages(view: View) -> Iterable[Message]:
+    """Every message of the session the view stands for: raw, stubbed, and those its blocks cover."""
+    for it in view.items:
+        if isinstance(it, BlockItem):
+            yield from it.originals
+        elif isinstance(it, (MessageItem, StubItem)):
+            yield it.message
+
+
 def referenced_terms(view: View) -> set[str]:
     """Terms the agent wrote itself (its text and call arguments) in the whole session: its turns still raw in the
-    view and those its blocks stand for (`BlockItem.authored`).
+    view and those its blocks stand for (`BlockItem.originals`).
 
     What the agent once named is the best evidence of what it will use again, also long after those rounds were
     folded: 57 % of the values SWE agents used 10+ rounds after last seeing them, they had named before. Counting
     only the turns still raw let a block's lines lose that weight at the next merge (SWE@6000 values last seen
     10+ rounds back: 71.9 % with the view's turns only, 74.3 % with the whole session's; held-out 81.0 -> 82.3 %)."""
     out: set[str] = set()
-    for it in view.items:
-        if isinstance(it, BlockItem):
-            for msg in it.authored:
-                out |= _authored_terms(msg)
-            continue
-        msg = getattr(it, "message", None)
-        if msg is not None and msg.role == "assistant":
-            out |= _authored_terms(msg)
+    for msg in _session_messages(view):
+        if msg.role == "assistant":
+            out |= _message_terms(msg)
     return out
 
 
-def _authored_terms(msg: Message) -> frozenset[str]:
-    """The terms of one assistant message (its text and call arguments), computed once per message object."""
+def _message_terms(msg: Message) -> frozenset[str]:
+    """The terms of one agent message (its text and call arguments), computed once per message object."""
     cached = _TERMS_CACHE.get(id(msg))
     if cached is not None and cached[0] is msg:
         return cached[1]

@@ -218,7 +218,7 @@ def test_a_failure_of_another_program_stays_open():
 
 def test_what_the_agent_named_keeps_its_weight_after_its_rounds_are_folded():
     """A line whose identifier the agent named in a round folded long ago still wins a later merge: the block
-    carries the agent's own turns (`authored`), so referenced_terms sees the whole session, in live and replay."""
+    carries the messages it stands for (`originals`), so referenced_terms sees the whole session, in live and replay."""
     from agentmem.primitives.fold import referenced_terms
     from agentmem.view import apply_event
 
