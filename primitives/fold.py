@@ -330,7 +330,8 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     state["failed"] = _latest_per_call(state["failed"])
     state_lines = _state_section(state, int(budget * config.state_share), counter)
     used = counter.text("\n".join(state_lines) + "\n") if state_lines else 0
-    line_section = _line_section(candidates, headers, refs, budget - used, counter, config.max_values)
+    known = set().union(*(terms(ln) for ln in skip)) if skip else set()  # what other blocks hold
+    line_section = _line_section(candidates, headers, refs, budget - used, counter, config.max_values, known)
     return fit_to_budget(state_lines + line_section, budget, counter)
 
 
@@ -364,7 +365,7 @@ def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, count
 
 
 def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None], refs: set[str], budget: int,
-                  counter: TokenCounter, max_lines: int) -> list[str]:
+                  counter: TokenCounter, max_lines: int, known: set[str] = frozenset()) -> list[str]:
     """The lines `salience.select` keeps (a group's header is paid for by its first line), in original order."""
     if not candidates or budget < 24 or max_lines <= 0:
         return []
@@ -377,7 +378,7 @@ def _line_section(candidates: Sequence[Candidate], headers: Sequence[str | None]
             header_cost[group] = counter.text(_GROUP + str(headers[group]) + "\n")
         return header_cost[group]
 
-    chosen = select(candidates, refs, budget - counter.text(LINES_HEAD + "\n"), extra)[:max_lines]
+    chosen = select(candidates, refs, budget - counter.text(LINES_HEAD + "\n"), extra, known)[:max_lines]
     out = [LINES_HEAD]
     current = -1
     for c in sorted(chosen, key=lambda c: (c.group, c.order)):

@@ -239,3 +239,21 @@ def test_what_the_agent_named_keeps_its_weight_after_its_rounds_are_folded():
     assert "resolve_alias_target" in referenced_terms(second)
     replayed = apply_event(apply_event(view, ev1, COUNTER), ev2, COUNTER)  # the log alone gives the same terms
     assert referenced_terms(replayed) == referenced_terms(second)
+
+
+def test_a_line_is_worth_what_it_adds_to_the_whole_memory():
+    """Identifiers another block already holds count as covered: with room for one line, the block keeps the line
+    that names something new, not a second line about what memory already has."""
+    known = "pkg/orders.py:41: def settle_invoice(order_ref, ledger_id):"
+    raw = [{"role": "user", "content": "task"}, *_bash("c1", "grep -n settle pkg", known),
+           *_bash("c2", "grep -n ledger pkg",
+                  "pkg/orders.py:88: settle_invoice(order_ref=ord_7, ledger_id=led_2)\n"
+                  "pkg/audit.py:12: rotate_journal(archive_dir, retention_days)")]
+    view = view_of(parse_messages(raw))
+    first, ev1 = fold(view, span=_span(view, 1, 3), counter=COUNTER)
+    assert known in ev1.text
+    _, ev2 = fold(first, span=_span(first, 2, 4), counter=COUNTER, block_tokens=60,
+                  config=FoldConfig(state_share=0.05))
+    lines = ev2.text.split(LINES_HEAD)[1]
+    assert "rotate_journal(archive_dir, retention_days)" in lines
+    assert "settle_invoice(order_ref=ord_7" not in lines
