@@ -54,6 +54,12 @@ FIRST = "first"
 _ENV_START = re.compile(r'\{\s*"app"\s*:\s*"')
 _TOKEN = re.compile(r"\bat-([a-z_]+)-([0-9a-f]{12})\b")
 _PASSWORD = re.compile(r'"account_name"\s*:\s*"([a-z_]+)"\s*,\s*"password"\s*:\s*"([^"\\]+)"')
+# the same pair as a fold block quotes it ("response[1]: account_name=expenses, password=jjmg7SVRTL")
+_PASSWORD_LINE = re.compile(r"\baccount_name=([a-z_]+), password=([^\s,…]+)(?=,|\s|$)")
+# a fold block's record of a call and the top-level fields of its result:
+# '» call_api(app="supervisor", api="show_profile", arguments={})' ... 'response: first_name=Chloe, email=…'
+_BLOCK_CALL = re.compile(r'^» call_api\(app="([a-z_]+)", api="([a-z_]+)"', re.M)
+_BLOCK_FIELD = re.compile(r"(?:^|, )([a-z_]+)=")
 _DECODER = json.JSONDecoder()
 
 
@@ -152,6 +158,31 @@ class _Parsed:
     state: dict | None
     loops: list[tuple[str, Any]] = field(default_factory=list)
     found: list[tuple[tuple[str, str], Any]] = field(default_factory=list)
+    fields: list[tuple[tuple[str, str], dict]] = field(default_factory=list)
+
+
+def block_fields(text: str) -> list[tuple[tuple[str, str], dict]]:
+    """((app, api), top-level fields) of each call result a fold block quotes as a `response: k=v, …` line.
+
+    A careful reader takes a profile's e-mail or phone number from a summary line as well as from the raw JSON; a
+    value the fold shortened ("…") is not taken."""
+    out: list[tuple[tuple[str, str], dict]] = []
+    heads = list(_BLOCK_CALL.finditer(text))
+    for n, h in enumerate(heads):
+        body = text[h.end(): heads[n + 1].start() if n + 1 < len(heads) else len(text)]
+        for line in body.splitlines():
+            if not line.startswith("response: "):
+                continue
+            line = line[len("response: "):]
+            keys = list(_BLOCK_FIELD.finditer(line))
+            rec = {}
+            for j, k in enumerate(keys):
+                value = line[k.end(): keys[j + 1].start() if j + 1 < len(keys) else len(line)]
+                if not value.endswith("…"):
+                    rec[k.group(1)] = value
+            if rec:
+                out.append(((h.group(1), h.group(2)), rec))
+    return out
 
 
 LOOP = "LOOP "
@@ -171,6 +202,7 @@ class View:
         self.keys: list[tuple[str, str, str] | None] = []  # (app, api, canonical args) per envelope
         self.tokens: list[tuple[str, str]] = []  # (app, token) in view order
         self.passwords: list[tuple[str, str]] = []
+        self.fields: dict[tuple[str, str], dict] = {}  # (app, api) -> fields a fold block quotes (latest wins)
         self.state: dict | None = None
         self.last_result: Any = None  # envelope / text answering the latest assistant tool call
         self.recall_pages: dict[str, tuple[int, int]] = {}  # recall query -> (page asked, next page offered)
@@ -207,6 +239,8 @@ class View:
             self.keys.extend(parsed.keys)
             self.tokens.extend(parsed.tokens)
             self.passwords.extend(parsed.passwords)
+            for key, rec in parsed.fields:
+                self.fields[key] = {**self.fields.get(key, {}), **rec}
             self.loops.update(parsed.loops)
             self.found.update(parsed.found)
             if role == "assistant":
@@ -250,7 +284,8 @@ class View:
         if not envs and '"app"' in text:
             envs = scan_envelopes(text)
         tokens = [(a, f"at-{a}-{h}") for a, h in _TOKEN.findall(text)] if "at-" in text else []
-        pws = _PASSWORD.findall(text) if "account_name" in text else []
+        pws = (_PASSWORD.findall(text) + _PASSWORD_LINE.findall(text)) if "account_name" in text else []
+        fields = block_fields(text) if "» call_api(" in text else []
         state = None
         if MARK in text:
             # the latest marker in this text wins (fold blocks may quote several)
@@ -282,7 +317,7 @@ class View:
                 except ValueError:
                     continue
                 found.append(((m.group(1), m.group(2).rstrip(".")), val))
-        return _Parsed(envs, keys, tokens, pws, state, loops, found)
+        return _Parsed(envs, keys, tokens, pws, state, loops, found, fields)
 
 
 def _canon(args: dict) -> str:
@@ -430,6 +465,9 @@ class KB:
         e = self.find("supervisor", "show_profile")
         if e is not None and e.get("status") == "ok":
             return e["response"]
+        quoted = self.view.fields.get(("supervisor", "show_profile"), {})
+        if "email" in quoted and "phone_number" in quoted:  # read off a fold block's line
+            return quoted
         r = self.get("supervisor", "show_profile")
         if r is None:
             raise NeedAux(C("supervisor", "show_profile"))
@@ -524,8 +562,9 @@ class Single(Stage):
     """One call whose arguments may be computed from the view."""
 
     def __init__(self, act: Act | Callable[[KB], Act | None], label: str = "",
-                 keep: Callable[[KB, Any, dict], Any] | None = None, init: Any = None):
+                 keep: Callable[[KB, Any, dict], Any] | None = None, init: Any = None, app: str | None = None):
         self.act = act
+        self.app = act.app if isinstance(act, Act) else app  # the app it calls, when known before its arguments
         self.label = label or (act.api if isinstance(act, Act) else "call")
         self.keep, self.init = keep, init  # keep(kb, acc, response) -> acc
 
@@ -899,6 +938,9 @@ class ScriptedAgent:
                     st["s"] = nxt
                     st["p"] = True
                 stage = self.stages[int(st["k"])]
+                app = getattr(stage, "app", None)
+                if app and app not in NO_AUTH_APPS and not isinstance(stage, Login):
+                    kb.token(app)  # logged in first, then gather what the call needs (a long recall stays whole)
                 try:
                     act = stage.action(st["s"], kb)
                 except Skip:

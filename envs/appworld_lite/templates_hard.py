@@ -261,7 +261,7 @@ class EmailReceiptsNote(TaskTemplate):
             return C("notes", "create_note", title=f"Receipts {p['month']}",
                      content=EmailReceiptsNote.content(kb.acc(read)))
 
-        return [*prelude(["email", "notes"]), inbox, read, Single(note), Complete()]
+        return [*prelude(["email", "notes"]), inbox, read, Single(note, app="notes"), Complete()]
 ACTIONS = ["Review the budget draft", "Book the meeting room", "Send the signed contract", "Update the roadmap",
            "Order new badges", "Renew the domain", "Prepare onboarding docs", "Schedule the team retro",
            "Fix the login bug", "Draft the press release", "Collect vendor quotes", "Plan the offsite agenda",
@@ -816,7 +816,7 @@ class FsInvoiceTotals(TaskTemplate):
             content = "\n".join(f"{v},{money(c):.2f}" for v, c in sorted(kb.acc(read).items()))
             return C("file_system", "create_file", path="~/documents/invoice_totals.csv", content=content)
 
-        return [*prelude(["file_system"]), top, folders, read, Single(create), Complete()]
+        return [*prelude(["file_system"]), top, folders, read, Single(create, app="file_system"), Complete()]
 class PhoneTextsSummaryNote(TaskTemplate):
     name = "phone_texts_summary_note"
     difficulty = "hard"
@@ -885,4 +885,4 @@ class PhoneTextsSummaryNote(TaskTemplate):
             return C("notes", "create_note", title=f"Texts since {p['since']}",
                      content=PhoneTextsSummaryNote.content(kb.acc(texts)))
 
-        return [*prelude(["phone", "notes"]), contacts, texts, Single(note), Complete()]
+        return [*prelude(["phone", "notes"]), contacts, texts, Single(note, app="notes"), Complete()]
