@@ -203,6 +203,7 @@ class View:
         self.tokens: list[tuple[str, str]] = []  # (app, token) in view order
         self.passwords: list[tuple[str, str]] = []
         self.fields: dict[tuple[str, str], dict] = {}  # (app, api) -> fields a fold block quotes (latest wins)
+        self.stale_passwords: set[tuple[str, str]] = set()  # (app, password) the app said has expired
         self.state: dict | None = None
         self.last_result: Any = None  # envelope / text answering the latest assistant tool call
         self.recall_pages: dict[str, tuple[int, int]] = {}  # recall query -> (page asked, next page offered)
@@ -213,6 +214,7 @@ class View:
         last_assistant = -1
         own_state = False
         recall_calls: dict[str, dict] = {}
+        login_calls: dict[str, tuple[str, str]] = {}  # call id -> (app, password it tried)
         for i, m in enumerate(messages):
             if m.get("role") == "assistant":
                 last_assistant = i
@@ -251,7 +253,13 @@ class View:
                             recall_calls[c.get("id")] = json.loads(fn.get("arguments") or "{}")
                         except ValueError:
                             pass
-            elif role == "tool" and m.get("tool_call_id") in recall_calls:
+                    elif fn.get("name") == "call_api" and '"login"' in str(fn.get("arguments")):
+                        login = _login_tried(fn.get("arguments"))
+                        if login:
+                            login_calls[c.get("id")] = login
+            if role == "tool":
+                self._note_expired(parsed.envelopes, login_calls.get(m.get("tool_call_id")))
+            if role == "tool" and m.get("tool_call_id") in recall_calls:
                 args = recall_calls[m.get("tool_call_id")]
                 offered = _NEXT_PAGE.search(text)
                 if isinstance(args, dict) and isinstance(args.get("query"), str):
@@ -270,6 +278,17 @@ class View:
                 self.last_result = parsed.envelopes[-1] if parsed.envelopes else text
         self.has_history = self.n_assistant > 0 or any(
             _text_of(m.get("content")).startswith("[agentmem") for m in messages)
+
+    def _note_expired(self, envelopes: list[dict], login: tuple[str, str] | None) -> None:
+        """An app saying a password has expired: that password (a refused login) or every password of the app
+        read so far (a token that expired with its password) is not tried again; it is looked up anew."""
+        for e in envelopes:
+            err = (e.get("error") or {}) if e.get("status") == "error" else {}
+            kind, app = err.get("type"), e.get("app")
+            if kind in ("PasswordExpired", "AuthenticationFailed") and login is not None:
+                self.stale_passwords.add(login)
+            elif kind == "TokenExpired" and "password" in str(err.get("message", "")).lower():
+                self.stale_passwords.update((a, pw) for a, pw in self.passwords if a == app)
 
     @staticmethod
     def _parse(role: str | None, text: str) -> _Parsed:
@@ -318,6 +337,18 @@ class View:
                     continue
                 found.append(((m.group(1), m.group(2).rstrip(".")), val))
         return _Parsed(envs, keys, tokens, pws, state, loops, found, fields)
+
+
+def _login_tried(arguments: Any) -> tuple[str, str] | None:
+    """(app, password) of a call_api login call's arguments, if that is what they are."""
+    try:
+        a = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        return None
+    inner = a.get("arguments") if isinstance(a, dict) else None
+    if isinstance(inner, dict) and a.get("api") == "login" and isinstance(inner.get("password"), str):
+        return str(a.get("app")), inner["password"]
+    return None
 
 
 def _canon(args: dict) -> str:
@@ -476,6 +507,8 @@ class KB:
     def password(self, app: str) -> str:
         for a, pw in reversed(self.view.passwords):
             if a == app:
+                if (a, pw) in self.view.stale_passwords:  # the newest one I know has expired: look it up again
+                    raise NeedAux(C("supervisor", "show_account_passwords"))
                 self.found(f"password:{app}")
                 return pw
         self.miss(f"password:{app}", f"show_account_passwords account_name {app} password")

@@ -166,6 +166,18 @@ def test_hard_tasks_discriminate_memories(env):
     assert newest_ok <= len(hard) // 4, f"newest-rounds-only memory solved {newest_ok} of {len(hard)} hard tasks"
 
 
+def test_expiring_passwords_task_discriminates(env):
+    """music_playlist_genres_note (passwords expire with each token): no management solves every seed, the
+    newest-rounds-only memory none - its note needs what was found in every playlist, 80 rounds back."""
+    for seed in range(3):
+        task = env.load(f"music_playlist_genres_note-{seed}")
+        assert run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0).summary["success"]
+        task = env.load(f"music_playlist_genres_note-{seed}")
+        agent = task.scripted_agent()
+        res = run_episode(task, agent, _NewestRoundOnly(agent), count_tokens=lambda m: 0, max_rounds=300)
+        assert not res.summary["success"]
+
+
 class _RecordingCompletion:
     """A local fake litellm.completion: answers with a scripted list of tool calls, records every call."""
 
