@@ -425,7 +425,11 @@ class KB:
         """The response of this call, from the view. None when the call failed or could not be recalled."""
         e = self.find(app, api, **args)
         if e is None:
-            self.miss(f"{app}.{api}:{_canon(args)}", call_query(app, api, args))
+            query = call_query(app, api, args)
+            if args and any(q != query and q.startswith(api + " ") for q in self.view.recall_pages):
+                # I am asking for these calls one by one: ask for every call of this API at once (paged)
+                self.miss(f"{app}.{api}:all", call_query(app, api, {}))
+            self.miss(f"{app}.{api}:{_canon(args)}", query)
             return None
         if self.tried:
             self.found(f"{app}.{api}:{_canon(args)}")
