@@ -5,7 +5,7 @@ budget (the CLI itself, in a subprocess, so the figures are what a user gets), t
 difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
 The `trim_messages` and `langmem` rows run in-process through the adapters bench/benchmark.py has for replays.
 
-    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 105 tasks
+    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 108 tasks
     python bench/appworld_policies.py --budgets 6000 --policies noop,window,budget --difficulty hard
 
 The ScriptedAgent has no memory of its own (its only state is the view), so a policy that loses what a task needs

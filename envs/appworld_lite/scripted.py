@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 MARK = "[plan] "
+BLOCK_MARK = "[agentmem: fold block"
 MAX_TRIED = 48  # pending recall keys kept in the progress marker
 MAX_RECALLS_IN_A_ROW = 64  # after this many recalls without an action, misses take their defaults
 MAX_RECALL_PAGES = 6  # pages of one recall answer read before the look-up counts as failed
@@ -201,6 +202,7 @@ class View:
         self.envelopes: list[dict] = []  # in view order
         self.keys: list[tuple[str, str, str] | None] = []  # (app, api, canonical args) per envelope
         self.tokens: list[tuple[str, str]] = []  # (app, token) in view order
+        self.token_usable: set[str] = set()  # apps with a token outside the older fold blocks (see KB.token)
         self.passwords: list[tuple[str, str]] = []
         self.fields: dict[tuple[str, str], dict] = {}  # (app, api) -> fields a fold block quotes (latest wins)
         self.stale_passwords: set[tuple[str, str]] = set()  # (app, password) the app said has expired
@@ -215,9 +217,12 @@ class View:
         own_state = False
         recall_calls: dict[str, dict] = {}
         login_calls: dict[str, tuple[str, str]] = {}  # call id -> (app, password it tried)
+        last_block = len(messages)
         for i, m in enumerate(messages):
             if m.get("role") == "assistant":
                 last_assistant = i
+            elif m.get("role") == "user" and _text_of(m.get("content")).startswith(BLOCK_MARK):
+                last_block = i
         for i, m in enumerate(messages):
             role = m.get("role")
             hit = cache.get(id(m))
@@ -240,6 +245,8 @@ class View:
             self.envelopes.extend(parsed.envelopes)
             self.keys.extend(parsed.keys)
             self.tokens.extend(parsed.tokens)
+            if parsed.tokens and (i >= last_block or not (role == "user" and text.startswith(BLOCK_MARK))):
+                self.token_usable.update(a for a, _t in parsed.tokens)
             self.passwords.extend(parsed.passwords)
             for key, rec in parsed.fields:
                 self.fields[key] = {**self.fields.get(key, {}), **rec}
@@ -490,10 +497,14 @@ class KB:
     take = acc  # a loop that consumes an earlier stage's findings reads them the same way
 
     def token(self, app: str) -> str:
-        """The latest access token for `app` seen anywhere in the view (login results, own call arguments)."""
-        for a, tok in reversed(self.view.tokens):
-            if a == app:
-                return tok
+        """The latest access token for `app` seen anywhere in the view (login results, own call arguments).
+
+        A token seen only in a fold block older than the newest one is a fold generation old or more (blocks
+        stand for 100+ rounds; tokens expire after 60 calls): log in again rather than try it."""
+        if app in self.view.token_usable:
+            for a, tok in reversed(self.view.tokens):
+                if a == app:
+                    return tok
         raise NeedAux(Credentials.login_act(self, app))  # gone: log in again (cheaper than a recall)
 
     def profile(self) -> dict:
