@@ -41,7 +41,13 @@ class BudgetConfig(PolicyConfig):
                                 description="The recent rounds before the newest stay raw only while they hold at "
                                             "most this share of the space after the pinned task: at a tight budget "
                                             "the memory gets the room instead.")
-    evict_tool_tokens: int = Field(default=1500, ge=64, description="Old tool outputs above this are evicted first.")
+    evict_tool_tokens: int = Field(default=4000, ge=64,
+                                   description="Tool outputs above this are evicted (stubbed) before any fold; "
+                                               "smaller ones are folded with their content, so their lines can "
+                                               "stay in memory. At 1,500 an output the agent had just read left "
+                                               "the view at the next round and its block was sized by the stub: "
+                                               "SWE@6000 values last seen 10+ rounds back 71.2 -> 71.9 %, "
+                                               "held-out 80.0 -> 81.0 %, SWE@8000 81.8 -> 84.0 %.")
     fold_mode: Literal["extractive", "think"] = "extractive"
     block_tokens: int = Field(default=500, ge=32, description="Expected size of a thinking block (for planning).")
     memory_ratio: float = Field(default=0.8, gt=0, lt=1,

@@ -95,6 +95,31 @@ def _call_label(name: str, arguments: str, max_chars: int = 140) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
+_FAILED_SEP = " → "
+_CD_PREFIX = re.compile(r"^(?:cd\s+\S+\s*(?:&&|;)\s*|\w+=\S+\s+)+")
+
+
+def _program(label: str) -> str:
+    """What a call ran, for telling whether a later success answers an earlier failure: the tool name and the
+    first two words of its command, without a leading `cd DIR &&` or `VAR=value` (`bash: python repro.py`).
+    An open failure is closed when the same program later succeeds, not only the byte-identical call."""
+    name, sep, command = label.partition(": ")
+    if not sep:
+        return label
+    return name + ": " + " ".join(_CD_PREFIX.sub("", command).split()[:2])
+
+
+def _latest_per_call(entries: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """`failed:` keeps one entry per call, its newest: a call that failed three times with three different
+    errors (a missing module, then the next one) is one fact, where it stands now, not three."""
+    newest: dict[str, tuple[float, str]] = {}
+    for order, text in entries:
+        label = text.split(_FAILED_SEP, 1)[0]
+        if label not in newest or order >= newest[label][0]:
+            newest[label] = (order, text)
+    return sorted(newest.values())
+
+
 def _has_effect(name: str, arguments: str) -> bool:
     words = set(re.split(r"[^a-z]+", name.lower()))
     if words & _EFFECT_VERBS:
@@ -247,10 +272,12 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                                                                False))
             failure = _failure(text)
             if failure:
-                state["failed"].append((order, f"{_cut(label, 100)} → {_cut(failure, config.max_note_chars)}"))
+                state["failed"].append((order, f"{_cut(label, 100)}{_FAILED_SEP}{_cut(failure, config.max_note_chars)}"))
                 last_failed[label] = failure
             else:
-                last_failed.pop(label, None)
+                program = _program(label)
+                for key in [k for k in last_failed if k == label or _program(k) == program]:
+                    del last_failed[key]
                 if effect:
                     outcome = next((ln for ln in output_lines(text, max_chars=config.max_note_chars)
                                     if re.search(r"[A-Za-z]", _TAG.sub("", ln))), "ok" if text.strip() else "(no output)")
@@ -267,6 +294,7 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                 state["notes"].append((order, "user: " + _cut(text, config.max_note_chars)))
     for label, failure in last_failed.items():
         state["open"].append((1.0, f"{_cut(label, 100)} still failing: {_cut(failure, 100)}"))
+    state["failed"] = _latest_per_call(state["failed"])
     state_lines = _state_section(state, int(budget * config.state_share), counter)
     used = counter.text("\n".join(state_lines) + "\n") if state_lines else 0
     line_section = _line_section(candidates, headers, refs, budget - used, counter, config.max_values)

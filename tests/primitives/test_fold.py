@@ -158,3 +158,59 @@ def test_an_error_printed_by_a_successful_command_is_not_a_failure():
     _, ev = fold(view, span=_span(view, 1, 5), counter=COUNTER, config=FoldConfig(state_share=0.6))
     state = ev.text.split(LINES_HEAD)[0]
     assert "- bash: python cli.py → ValueError: bad port 99999" in state and "cat cli.py" not in state
+
+
+_IMPORT_CHAIN = "\n".join(f'  File "/testbed/pkg/layer{i}.py", line {i + 3}, in <module>\n    from pkg.layer{i + 1} import x'
+                          for i in range(12))
+_TRACEBACK = ('<returncode>1</returncode>\nTraceback (most recent call last):\n'
+              '  File "/testbed/repro.py", line 20, in <module>\n    pkg.setup()\n' + _IMPORT_CHAIN +
+              '\n  File "<frozen importlib._bootstrap>", line 1204, in _gcd_import\n'
+              "ModuleNotFoundError: No module named 'asgiref'")
+
+
+def test_a_traceback_keeps_its_entry_frame_its_last_frames_and_the_error():
+    raw = [{"role": "user", "content": "task"}, *_bash("c1", "python repro.py", _TRACEBACK)]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, 3), counter=COUNTER, block_tokens=400)
+    lines = ev.text.split(LINES_HEAD)[1]
+    assert 'File "/testbed/repro.py", line 20, in <module>' in lines  # the agent's own entry point
+    assert 'File "/testbed/pkg/layer11.py", line 14' in lines and "pkg/layer10.py" in lines  # where it failed
+    assert "python repro.py still failing: ModuleNotFoundError: No module named 'asgiref'" in ev.text  # the state
+    assert all(f"layer{i}.py" not in lines for i in range(1, 10)) and "<frozen" not in lines
+
+
+def test_installer_progress_is_not_kept_but_the_install_is_state():
+    out = ("Collecting sqlparse\n  Downloading sqlparse-0.4.4-py3-none-any.whl (41 kB)\n"
+           "     \u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501 41.2/41.2 kB 1.2 MB/s eta 0:00:00\n"
+           "Installing collected packages: sqlparse\nSuccessfully installed sqlparse-0.4.4\n"
+           "WARNING: Running pip as the 'root' user can result in broken permissions")
+    raw = [{"role": "user", "content": "task"}, *_bash("c1", "pip install sqlparse", out)]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, 3), counter=COUNTER, block_tokens=300)
+    assert "- bash: pip install sqlparse → Successfully installed sqlparse-0.4.4" in ev.text
+    assert "Downloading" not in ev.text and "41.2/41.2" not in ev.text and "root' user" not in ev.text
+
+
+def test_a_failure_is_closed_when_the_same_program_later_succeeds_and_listed_once_per_call():
+    raw = [{"role": "user", "content": "task"},
+           *_bash("c1", "python repro.py", "<returncode>1</returncode>\nModuleNotFoundError: No module named 'pytz'"),
+           *_bash("c2", "python repro.py", "<returncode>1</returncode>\nModuleNotFoundError: No module named 'sqlparse'"),
+           *_bash("c3", "pip install sqlparse pytz", "Successfully installed sqlparse-0.4.4"),
+           *_bash("c4", "cd /testbed && python repro.py", "<returncode>0</returncode>\nGROUP BY email")]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=400,
+                 config=FoldConfig(state_share=0.6))
+    state = ev.text.split(LINES_HEAD)[0]
+    assert "- bash: python repro.py → ModuleNotFoundError: No module named 'sqlparse'" in state
+    assert "'pytz'" not in state  # superseded by the same call's newer failure
+    assert "open:" not in state  # `cd /testbed && python repro.py` succeeded: the same program
+
+
+def test_a_failure_of_another_program_stays_open():
+    raw = [{"role": "user", "content": "task"},
+           *_bash("c1", "python repro.py", "<returncode>1</returncode>\nValueError: bad port 99999"),
+           *_bash("c2", "python other.py", "<returncode>0</returncode>\nok")]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
+                 config=FoldConfig(state_share=0.6))
+    assert "open:\n- bash: python repro.py still failing: ValueError: bad port 99999" in ev.text
