@@ -181,7 +181,7 @@ def find_archived(store: Store, session_id: str, view: View, *, ids: Sequence[st
     # full-text hits only where nothing matched exactly: exact answers stay short (and page less)
     fts = [] if calls or texts else store.search(session_id, query, limit=limit * 4, exclude=visible)
     have = {m.id for m in found}
-    exact_msgs = rounds_of(store, session_id, calls, limit=len(calls)) if calls else []
+    exact_msgs = [_call_only(m) for m in rounds_of(store, session_id, calls, limit=len(calls))] if calls else []
     notes = [h for h in texts if h.role == "assistant"]
     if notes:  # the agent's own notes; not its recall calls, whose queries repeat the phrase
         needles = [n.lower() for n in [*q.phrases, *q.values]]
@@ -221,6 +221,15 @@ def _note_only(m: Message, needles: Sequence[str]) -> Message:
         text = "… " + text[at:]
     calls = ",".join(tc.name for tc in m.tool_calls)
     return m.model_copy(update={"tool_calls": (), "content": text + (f" [+{calls}]" if calls else "")})
+
+
+def _call_only(m: Message) -> Message:
+    """A call found by its name and arguments, as the answer to a call look-up: the call and its result, the text
+    the agent wrote beside the call left out ("…"; the message id recalls all of it). That text is the agent's
+    thought at the time, not what was asked, and it doubled the size of every call answer."""
+    if m.role != "assistant" or not m.tool_calls or not (isinstance(m.content, str) and m.content.strip()):
+        return m
+    return m.model_copy(update={"content": "…"})
 
 
 def _ordered(found: list[Message], wanted: Sequence[str]) -> list[Message]:
@@ -270,7 +279,10 @@ def recall_text(store: Store, session_id: str, view: View, *, counter: TokenCoun
     what = " and ".join(p for p in ((f"ids {list(ids)}" if ids else ""), (f"query {query!r}" if query else "")) if p)
     if not found:
         return f"[agentmem: nothing in the archive matches {what}]"
+    # the key to "…" and "[+name]" only when the answer has such a note: a heading on every answer costs the
+    # view ~35 tokens per recall round it keeps
+    excerpts = any(isinstance(m.content, str) and (m.content.startswith("…") or m.content.endswith("]") and
+                                                   " [+" in m.content) for m in found)
+    key = "; … = text left out, [+name] = a call left out: recall the id for all of it" if excerpts else ""
     return page_archive(found, counter=counter, page_tokens=page_tokens, page=page,
-                        heading=f"[agentmem: recalled archived messages for {what}, exact matches first; in a note "
-                                f"found by a phrase, … marks text left out before it and [+name] a call left out: "
-                                f"recall its id for all of it]")
+                        heading=f"[agentmem: recalled archived messages for {what}, exact matches first{key}]")

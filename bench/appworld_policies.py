@@ -5,7 +5,7 @@ budget (the CLI itself, in a subprocess, so the figures are what a user gets), t
 difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
 The `trim_messages` and `langmem` rows run in-process through the adapters bench/benchmark.py has for replays.
 
-    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 105 tasks
+    python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 108 tasks
     python bench/appworld_policies.py --budgets 6000 --policies noop,window,budget --difficulty hard
 
 The ScriptedAgent has no memory of its own (its only state is the view), so a policy that loses what a task needs
@@ -33,6 +33,20 @@ POLICIES = ["noop", "window", "window+norecall", "observation_masking", "running
 # summarizer model): they keep no archive, so the agent gets no recall tool
 LIBRARIES = {"trim_messages", "langmem"}
 DIFFS = ["easy", "medium", "hard"]
+# what each row is, in the table: which rows are plain context windows / summaries (what people use today) and
+# which get agentmem's lossless archive and its recall_memory tool (an agentmem memory, whatever its view policy)
+MEMORY = {
+    "noop": "no management: the whole history",
+    "window": "newest rounds + agentmem archive & recall tool",
+    "window+norecall": "newest rounds only (plain window)",
+    "observation_masking": "old tool outputs masked + agentmem recall tool (unbounded)",
+    "running_summary": "running summary + newest rounds + agentmem recall tool",
+    "trim_messages": "newest rounds only (langchain trim_messages)",
+    "langmem": "summary + newest rounds (langmem summarize_messages), no recall",
+    "budget": "agentmem fold blocks + newest rounds + archive & recall tool",
+    "budget+norecall": "agentmem fold blocks + newest rounds, no recall",
+    "thinker": "agentmem thinker (no model: extractive blocks) + recall tool",
+}
 
 
 def library_view_fn(name: str, budget: int):
@@ -91,7 +105,8 @@ def run_one(policy: str, budget: int, out: Path, difficulty: str | None, tasks: 
 def _row(policy: str, budget: int, out: Path, command: str, wall: float) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     agg = summary["aggregate"]
-    row = {"policy": policy, "budget": budget, "command": command, "wall_s": round(wall, 1)}
+    row = {"policy": policy, "memory": MEMORY.get(policy, ""), "budget": budget, "command": command,
+           "wall_s": round(wall, 1)}
     for key in ("n_tasks", "tgc", "sgc", "peak_view_tokens", "mean_view_tokens", "peak_raw_tokens", "recalls",
                 "folds"):
         row[key] = agg.get(key)
@@ -104,13 +119,13 @@ def _row(policy: str, budget: int, out: Path, command: str, wall: float) -> dict
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| budget | policy | TGC all | easy | medium | hard | SGC hard | peak view | mean view | hard mean view | "
-            "rounds over budget | recalls | folds | wall s |")
-    lines = [head, "|---|---|" + "---:|" * (head.count("|") - 3)]
+    head = ("| budget | policy | memory the agent gets | TGC all | easy | medium | hard | SGC hard | peak view | "
+            "mean view | hard mean view | rounds over budget | recalls | folds | wall s |")
+    lines = [head, "|---|---|---|" + "---:|" * (head.count("|") - 4)]
     for r in rows:
         bd = r["by_difficulty"]
         g = lambda d, k: bd.get(d, {}).get(k, "-")  # noqa: E731
-        lines.append(f"| {r['budget']:,} | {r['policy']} | {r['tgc']:.1f} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | "
+        lines.append(f"| {r['budget']:,} | {r['policy']} | {MEMORY.get(r['policy'], '')} | {r['tgc']:.1f} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | "
                      f"{g('hard', 'tgc')} | {g('hard', 'sgc')} | {r['peak_view_tokens']:,} | {r['mean_view_tokens']:,.0f} | "
                      f"{g('hard', 'mean_view_tokens')} | {r['over_budget_rounds']} | {r['recalls']} | {r['folds']} | "
                      f"{r['wall_s']} |")

@@ -68,10 +68,12 @@ class BudgetConfig(PolicyConfig):
     min_new_block_ratio: float = Field(default=0.15, gt=0, le=1,
                                        description="Merge the blocks when less than this share of the allotment "
                                                    "is left for a new one.")
-    keep_recall_ratio: float = Field(default=0.75, ge=0, lt=1,
+    keep_recall_ratio: float = Field(default=0.9, ge=0, lt=1,
                                      description="Share of the space after the pinned task that a trailing run of "
                                                  "recall rounds (answers the agent is still reading) may hold "
-                                                 "unfolded, the keep_recent_rounds included.")
+                                                 "unfolded, the keep_recent_rounds included (0.75 -> 0.9: an "
+                                                 "answer of four 1,200-token pages stays whole at 6,000; "
+                                                 "appworld-lite phone_texts_summary_note 0 -> 2 of 3 seeds).")
     working_ratio: float = Field(default=0.7, ge=0, lt=1,
                                  description="Share of the space after the pinned task kept for raw rounds (the "
                                              "agent's working set): memory holds at most the rest, and a fold "

@@ -210,13 +210,24 @@ class App:
 
     def check_login(self, username: str, password: str, expected_username: str) -> dict:
         row = self.w.q("SELECT password FROM supervisor_passwords WHERE account_name = ?", (self.name,))
+        if username == expected_username and password in self.w.expired_passwords.get(self.name, ()):
+            raise APIError("PasswordExpired", f"This password of the {self.name} account has expired. The current "
+                                              f"one is in supervisor.show_account_passwords.")
         if username != expected_username or not row or row[0]["password"] != password:
             raise APIError("AuthenticationFailed", "Invalid username or password.")
         return {"access_token": self.w.issue_token(self.name), "token_type": "Bearer", "expires_in_calls": TOKEN_TTL}
 
 
 class World:
-    """One task's world: an SQLite database plus a call clock. Deterministic given the seed and the calls."""
+    """One task's world: an SQLite database plus a call clock. Deterministic given the seed and the calls.
+
+    Apps in `rotating_passwords` have credentials that expire: when a token of such an app expires, the app's
+    password expires with it and the supervisor's account store holds a new one (as with enforced password
+    rotation or short-lived credentials), so an agent must look the password up again instead of reusing the one
+    it read at the start. The rotation is the world's doing: `snapshot` leaves the password store out, so it is
+    never taken for a change the agent made."""
+
+    ENV_MANAGED = frozenset({"supervisor_passwords"})  # changed by the world only (no API writes it)
 
     def __init__(self, task_key: str, today: datetime, app_classes: list[type[App]], path: str = ":memory:"):
         self.task_key = task_key
@@ -227,6 +238,9 @@ class World:
         self.completed = False
         self.answer: Any = None
         self._token_counter = 0
+        self.rotating_passwords: frozenset[str] = frozenset()
+        self.expired_passwords: dict[str, list[str]] = {}  # app -> its passwords that expired (oldest first)
+        self._rotated_tokens: set[str] = set()
         self.apps: dict[str, App] = {}
         self.conn.executescript(
             "CREATE TABLE sys_tokens (token TEXT PRIMARY KEY, app TEXT NOT NULL, issued_tick INTEGER NOT NULL);"
@@ -262,7 +276,7 @@ class World:
         """Every user-visible table as {pk tuple: row}; sys_* tables (tokens) are excluded."""
         snap: dict[str, dict[tuple, dict]] = {}
         for t in self.tables():
-            if t.startswith("sys_"):
+            if t.startswith("sys_") or t in self.ENV_MANAGED:
                 continue
             pk = self.primary_key(t)
             snap[t] = {tuple(r[c] for c in pk): r for r in self.q(f"SELECT * FROM {t}")}
@@ -291,7 +305,28 @@ class World:
         if not rows or rows[0]["app"] != app:
             raise APIError("InvalidToken", f"The access token is not valid for app '{app}'. Log in with {app}.login.")
         if self.tick - rows[0]["issued_tick"] > TOKEN_TTL:
+            if app in self.rotating_passwords:
+                self._rotate_password(app, token)
+                raise APIError("TokenExpired", f"The access token for '{app}' has expired, and so has the password "
+                                               f"of the {app} account: look up the new one with "
+                                               f"supervisor.show_account_passwords, then log in again with "
+                                               f"{app}.login.")
             raise APIError("TokenExpired", f"The access token for '{app}' has expired. Log in again with {app}.login.")
+
+    def _rotate_password(self, app: str, token: str) -> None:
+        """The app's password expires with its token (once per token); the account store gets a new one."""
+        if token in self._rotated_tokens:
+            return
+        self._rotated_tokens.add(token)
+        old = self.q("SELECT password FROM supervisor_passwords WHERE account_name = ?", (app,))
+        if not old:
+            return
+        expired = self.expired_passwords.setdefault(app, [])
+        expired.append(old[0]["password"])
+        digest = hashlib.sha256(f"{self.task_key}|password|{app}|{len(expired)}".encode()).digest()
+        alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+        new = "".join(alphabet[b % len(alphabet)] for b in digest[:10])
+        self.x("UPDATE supervisor_passwords SET password = ? WHERE account_name = ?", (new, app))
 
     # calls ------------------------------------------------------------------------------------------
     def call(self, app: str, api_name: str, arguments: dict | None = None, *, internal: bool = False) -> dict:

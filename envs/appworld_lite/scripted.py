@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 MARK = "[plan] "
+BLOCK_MARK = "[agentmem: fold block"
 MAX_TRIED = 48  # pending recall keys kept in the progress marker
 MAX_RECALLS_IN_A_ROW = 64  # after this many recalls without an action, misses take their defaults
 MAX_RECALL_PAGES = 6  # pages of one recall answer read before the look-up counts as failed
@@ -54,6 +55,12 @@ FIRST = "first"
 _ENV_START = re.compile(r'\{\s*"app"\s*:\s*"')
 _TOKEN = re.compile(r"\bat-([a-z_]+)-([0-9a-f]{12})\b")
 _PASSWORD = re.compile(r'"account_name"\s*:\s*"([a-z_]+)"\s*,\s*"password"\s*:\s*"([^"\\]+)"')
+# the same pair as a fold block quotes it ("response[1]: account_name=expenses, password=jjmg7SVRTL")
+_PASSWORD_LINE = re.compile(r"\baccount_name=([a-z_]+), password=([^\s,…]+)(?=,|\s|$)")
+# a fold block's record of a call and the top-level fields of its result:
+# '» call_api(app="supervisor", api="show_profile", arguments={})' ... 'response: first_name=Chloe, email=…'
+_BLOCK_CALL = re.compile(r'^» call_api\(app="([a-z_]+)", api="([a-z_]+)"', re.M)
+_BLOCK_FIELD = re.compile(r"(?:^|, )([a-z_]+)=")
 _DECODER = json.JSONDecoder()
 
 
@@ -152,6 +159,31 @@ class _Parsed:
     state: dict | None
     loops: list[tuple[str, Any]] = field(default_factory=list)
     found: list[tuple[tuple[str, str], Any]] = field(default_factory=list)
+    fields: list[tuple[tuple[str, str], dict]] = field(default_factory=list)
+
+
+def block_fields(text: str) -> list[tuple[tuple[str, str], dict]]:
+    """((app, api), top-level fields) of each call result a fold block quotes as a `response: k=v, …` line.
+
+    A careful reader takes a profile's e-mail or phone number from a summary line as well as from the raw JSON; a
+    value the fold shortened ("…") is not taken."""
+    out: list[tuple[tuple[str, str], dict]] = []
+    heads = list(_BLOCK_CALL.finditer(text))
+    for n, h in enumerate(heads):
+        body = text[h.end(): heads[n + 1].start() if n + 1 < len(heads) else len(text)]
+        for line in body.splitlines():
+            if not line.startswith("response: "):
+                continue
+            line = line[len("response: "):]
+            keys = list(_BLOCK_FIELD.finditer(line))
+            rec = {}
+            for j, k in enumerate(keys):
+                value = line[k.end(): keys[j + 1].start() if j + 1 < len(keys) else len(line)]
+                if not value.endswith("…"):
+                    rec[k.group(1)] = value
+            if rec:
+                out.append(((h.group(1), h.group(2)), rec))
+    return out
 
 
 LOOP = "LOOP "
@@ -170,7 +202,10 @@ class View:
         self.envelopes: list[dict] = []  # in view order
         self.keys: list[tuple[str, str, str] | None] = []  # (app, api, canonical args) per envelope
         self.tokens: list[tuple[str, str]] = []  # (app, token) in view order
+        self.token_usable: set[str] = set()  # apps with a token outside the older fold blocks (see KB.token)
         self.passwords: list[tuple[str, str]] = []
+        self.fields: dict[tuple[str, str], dict] = {}  # (app, api) -> fields a fold block quotes (latest wins)
+        self.stale_passwords: set[tuple[str, str]] = set()  # (app, password) the app said has expired
         self.state: dict | None = None
         self.last_result: Any = None  # envelope / text answering the latest assistant tool call
         self.recall_pages: dict[str, tuple[int, int]] = {}  # recall query -> (page asked, next page offered)
@@ -181,9 +216,13 @@ class View:
         last_assistant = -1
         own_state = False
         recall_calls: dict[str, dict] = {}
+        login_calls: dict[str, tuple[str, str]] = {}  # call id -> (app, password it tried)
+        last_block = len(messages)
         for i, m in enumerate(messages):
             if m.get("role") == "assistant":
                 last_assistant = i
+            elif m.get("role") == "user" and _text_of(m.get("content")).startswith(BLOCK_MARK):
+                last_block = i
         for i, m in enumerate(messages):
             role = m.get("role")
             hit = cache.get(id(m))
@@ -206,7 +245,11 @@ class View:
             self.envelopes.extend(parsed.envelopes)
             self.keys.extend(parsed.keys)
             self.tokens.extend(parsed.tokens)
+            if parsed.tokens and (i >= last_block or not (role == "user" and text.startswith(BLOCK_MARK))):
+                self.token_usable.update(a for a, _t in parsed.tokens)
             self.passwords.extend(parsed.passwords)
+            for key, rec in parsed.fields:
+                self.fields[key] = {**self.fields.get(key, {}), **rec}
             self.loops.update(parsed.loops)
             self.found.update(parsed.found)
             if role == "assistant":
@@ -217,7 +260,13 @@ class View:
                             recall_calls[c.get("id")] = json.loads(fn.get("arguments") or "{}")
                         except ValueError:
                             pass
-            elif role == "tool" and m.get("tool_call_id") in recall_calls:
+                    elif fn.get("name") == "call_api" and '"login"' in str(fn.get("arguments")):
+                        login = _login_tried(fn.get("arguments"))
+                        if login:
+                            login_calls[c.get("id")] = login
+            if role == "tool":
+                self._note_expired(parsed.envelopes, login_calls.get(m.get("tool_call_id")))
+            if role == "tool" and m.get("tool_call_id") in recall_calls:
                 args = recall_calls[m.get("tool_call_id")]
                 offered = _NEXT_PAGE.search(text)
                 if isinstance(args, dict) and isinstance(args.get("query"), str):
@@ -237,6 +286,17 @@ class View:
         self.has_history = self.n_assistant > 0 or any(
             _text_of(m.get("content")).startswith("[agentmem") for m in messages)
 
+    def _note_expired(self, envelopes: list[dict], login: tuple[str, str] | None) -> None:
+        """An app saying a password has expired: that password (a refused login) or every password of the app
+        read so far (a token that expired with its password) is not tried again; it is looked up anew."""
+        for e in envelopes:
+            err = (e.get("error") or {}) if e.get("status") == "error" else {}
+            kind, app = err.get("type"), e.get("app")
+            if kind in ("PasswordExpired", "AuthenticationFailed") and login is not None:
+                self.stale_passwords.add(login)
+            elif kind == "TokenExpired" and "password" in str(err.get("message", "")).lower():
+                self.stale_passwords.update((a, pw) for a, pw in self.passwords if a == app)
+
     @staticmethod
     def _parse(role: str | None, text: str) -> _Parsed:
         envs: list[dict] = []
@@ -250,7 +310,8 @@ class View:
         if not envs and '"app"' in text:
             envs = scan_envelopes(text)
         tokens = [(a, f"at-{a}-{h}") for a, h in _TOKEN.findall(text)] if "at-" in text else []
-        pws = _PASSWORD.findall(text) if "account_name" in text else []
+        pws = (_PASSWORD.findall(text) + _PASSWORD_LINE.findall(text)) if "account_name" in text else []
+        fields = block_fields(text) if "» call_api(" in text else []
         state = None
         if MARK in text:
             # the latest marker in this text wins (fold blocks may quote several)
@@ -282,7 +343,19 @@ class View:
                 except ValueError:
                     continue
                 found.append(((m.group(1), m.group(2).rstrip(".")), val))
-        return _Parsed(envs, keys, tokens, pws, state, loops, found)
+        return _Parsed(envs, keys, tokens, pws, state, loops, found, fields)
+
+
+def _login_tried(arguments: Any) -> tuple[str, str] | None:
+    """(app, password) of a call_api login call's arguments, if that is what they are."""
+    try:
+        a = json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        return None
+    inner = a.get("arguments") if isinstance(a, dict) else None
+    if isinstance(inner, dict) and a.get("api") == "login" and isinstance(inner.get("password"), str):
+        return str(a.get("app")), inner["password"]
+    return None
 
 
 def _canon(args: dict) -> str:
@@ -359,7 +432,11 @@ class KB:
         """The response of this call, from the view. None when the call failed or could not be recalled."""
         e = self.find(app, api, **args)
         if e is None:
-            self.miss(f"{app}.{api}:{_canon(args)}", call_query(app, api, args))
+            query = call_query(app, api, args)
+            if args and any(q != query and q.startswith(api + " ") for q in self.view.recall_pages):
+                # I am asking for these calls one by one: ask for every call of this API at once (paged)
+                self.miss(f"{app}.{api}:all", call_query(app, api, {}))
+            self.miss(f"{app}.{api}:{_canon(args)}", query)
             return None
         if self.tried:
             self.found(f"{app}.{api}:{_canon(args)}")
@@ -420,16 +497,23 @@ class KB:
     take = acc  # a loop that consumes an earlier stage's findings reads them the same way
 
     def token(self, app: str) -> str:
-        """The latest access token for `app` seen anywhere in the view (login results, own call arguments)."""
-        for a, tok in reversed(self.view.tokens):
-            if a == app:
-                return tok
+        """The latest access token for `app` seen anywhere in the view (login results, own call arguments).
+
+        A token seen only in a fold block older than the newest one is a fold generation old or more (blocks
+        stand for 100+ rounds; tokens expire after 60 calls): log in again rather than try it."""
+        if app in self.view.token_usable:
+            for a, tok in reversed(self.view.tokens):
+                if a == app:
+                    return tok
         raise NeedAux(Credentials.login_act(self, app))  # gone: log in again (cheaper than a recall)
 
     def profile(self) -> dict:
         e = self.find("supervisor", "show_profile")
         if e is not None and e.get("status") == "ok":
             return e["response"]
+        quoted = self.view.fields.get(("supervisor", "show_profile"), {})
+        if "email" in quoted and "phone_number" in quoted:  # read off a fold block's line
+            return quoted
         r = self.get("supervisor", "show_profile")
         if r is None:
             raise NeedAux(C("supervisor", "show_profile"))
@@ -438,6 +522,8 @@ class KB:
     def password(self, app: str) -> str:
         for a, pw in reversed(self.view.passwords):
             if a == app:
+                if (a, pw) in self.view.stale_passwords:  # the newest one I know has expired: look it up again
+                    raise NeedAux(C("supervisor", "show_account_passwords"))
                 self.found(f"password:{app}")
                 return pw
         self.miss(f"password:{app}", f"show_account_passwords account_name {app} password")
@@ -524,8 +610,9 @@ class Single(Stage):
     """One call whose arguments may be computed from the view."""
 
     def __init__(self, act: Act | Callable[[KB], Act | None], label: str = "",
-                 keep: Callable[[KB, Any, dict], Any] | None = None, init: Any = None):
+                 keep: Callable[[KB, Any, dict], Any] | None = None, init: Any = None, app: str | None = None):
         self.act = act
+        self.app = act.app if isinstance(act, Act) else app  # the app it calls, when known before its arguments
         self.label = label or (act.api if isinstance(act, Act) else "call")
         self.keep, self.init = keep, init  # keep(kb, acc, response) -> acc
 
@@ -899,6 +986,9 @@ class ScriptedAgent:
                     st["s"] = nxt
                     st["p"] = True
                 stage = self.stages[int(st["k"])]
+                app = getattr(stage, "app", None)
+                if app and app not in NO_AUTH_APPS and not isinstance(stage, Login):
+                    kb.token(app)  # logged in first, then gather what the call needs (a long recall stays whole)
                 try:
                     act = stage.action(st["s"], kb)
                 except Skip:

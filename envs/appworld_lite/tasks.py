@@ -49,6 +49,8 @@ class TaskTemplate:
     apps: ClassVar[tuple[str, ...]] = ()
     sizes: ClassVar[dict[str, int]] = {}
     description: ClassVar[str] = ""
+    # apps whose password expires with each access token (see World); the supervisor's store gets a new one
+    rotating_passwords: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -76,6 +78,7 @@ class TaskTemplate:
     @classmethod
     def build(cls, seed: int) -> tuple[SeedContext, dict]:
         ctx = build_world(f"{cls.name}-{seed}", cls.sizes)
+        ctx.world.rotating_passwords = frozenset(cls.rotating_passwords)
         params = cls.setup(ctx)
         ctx.params = params
         return ctx, params

@@ -261,7 +261,7 @@ class EmailReceiptsNote(TaskTemplate):
             return C("notes", "create_note", title=f"Receipts {p['month']}",
                      content=EmailReceiptsNote.content(kb.acc(read)))
 
-        return [*prelude(["email", "notes"]), inbox, read, Single(note), Complete()]
+        return [*prelude(["email", "notes"]), inbox, read, Single(note, app="notes"), Complete()]
 ACTIONS = ["Review the budget draft", "Book the meeting room", "Send the signed contract", "Update the roadmap",
            "Order new badges", "Renew the domain", "Prepare onboarding docs", "Schedule the team retro",
            "Fix the login bug", "Draft the press release", "Collect vendor quotes", "Plan the offsite agenda",
@@ -816,7 +816,7 @@ class FsInvoiceTotals(TaskTemplate):
             content = "\n".join(f"{v},{money(c):.2f}" for v, c in sorted(kb.acc(read).items()))
             return C("file_system", "create_file", path="~/documents/invoice_totals.csv", content=content)
 
-        return [*prelude(["file_system"]), top, folders, read, Single(create), Complete()]
+        return [*prelude(["file_system"]), top, folders, read, Single(create, app="file_system"), Complete()]
 class PhoneTextsSummaryNote(TaskTemplate):
     name = "phone_texts_summary_note"
     difficulty = "hard"
@@ -885,4 +885,67 @@ class PhoneTextsSummaryNote(TaskTemplate):
             return C("notes", "create_note", title=f"Texts since {p['since']}",
                      content=PhoneTextsSummaryNote.content(kb.acc(texts)))
 
-        return [*prelude(["phone", "notes"]), contacts, texts, Single(note), Complete()]
+        return [*prelude(["phone", "notes"]), contacts, texts, Single(note, app="notes"), Complete()]
+
+
+# ================================================================================== EXPIRING CREDENTIALS
+
+
+class MusicPlaylistGenresNote(TaskTemplate):
+    """Credentials that expire: the music and notes passwords expire with every access token (60 calls), so the
+    passwords read in round 2 are refused later and must be looked up again - the newest one counts, an old
+    one kept in memory is a stale distractor. The note at the end needs what was found in every playlist
+    (walked over ~80 rounds), in library order."""
+
+    name = "music_playlist_genres_note"
+    difficulty = "hard"
+    apps = ("music", "notes")
+    sizes = {"playlists": 24, "playlist_min": 11, "playlist_max": 15, "songs": 110}
+    rotating_passwords = ("music", "notes")
+    TITLE = "Playlist genres"
+
+    @staticmethod
+    def setup(ctx: SeedContext) -> dict:
+        return {"instruction": f"For each playlist in my music library, find its most common genre (ties: the "
+                               f"alphabetically first genre). Create a note titled '{MusicPlaylistGenresNote.TITLE}' "
+                               f"with one line per playlist, '<playlist title>: <genre>', in library order, "
+                               f"nothing else."}
+
+    @staticmethod
+    def top_genre(counts: dict[str, int]) -> str:
+        return min(counts, key=lambda g: (-counts[g], g))
+
+    @staticmethod
+    def oracle(w: World, p: dict) -> Solution:
+        lines = []
+        for pl in w.q("SELECT playlist_id, title FROM music_playlists ORDER BY playlist_id"):
+            counts = Counter(r["genre"] for r in w.q(
+                "SELECT s.genre FROM music_playlist_songs ps JOIN music_songs s ON s.song_id = ps.song_id "
+                "WHERE ps.playlist_id = ?", (pl["playlist_id"],)))
+            if counts:
+                lines.append(f"{pl['title']}: {MusicPlaylistGenresNote.top_genre(counts)}")
+        return Solution([("notes", "create_note", {"title": MusicPlaylistGenresNote.TITLE,
+                                                   "content": "\n".join(lines)})])
+
+    @staticmethod
+    def plan(p: dict) -> list:
+        lib = Pages("music", "show_playlist_library", init=[],
+                    keep=lambda kb, acc, r: acc + [[x["playlist_id"], x["title"]] for x in r.get("items", [])])
+
+        def genres(kb: KB, acc: dict, pl: list, r: dict) -> dict:
+            """Genre counts of one page, under the playlist's title (pages of a playlist add up)."""
+            mine = acc.setdefault(pl[1], {})
+            for s in r.get("items", []):
+                mine[s["genre"]] = mine.get(s["genre"], 0) + 1
+            return acc
+
+        songs = EachPages(lambda kb: kb.take(lib), "music", "show_playlist_songs", lambda pl: {"playlist_id": pl[0]},
+                          "playlist songs", keep=genres, init={})
+
+        def note(kb: KB) -> Any:
+            found = kb.acc(songs)
+            lines = [f"{title}: {MusicPlaylistGenresNote.top_genre(found[title])}"
+                     for _pid, title in kb.take(lib) if found.get(title)]
+            return C("notes", "create_note", title=MusicPlaylistGenresNote.TITLE, content="\n".join(lines))
+
+        return [*prelude(["music", "notes"]), lib, songs, Single(note, app="notes"), Complete()]

@@ -166,6 +166,18 @@ def test_hard_tasks_discriminate_memories(env):
     assert newest_ok <= len(hard) // 4, f"newest-rounds-only memory solved {newest_ok} of {len(hard)} hard tasks"
 
 
+def test_expiring_passwords_task_discriminates(env):
+    """music_playlist_genres_note (passwords expire with each token): no management solves every seed, the
+    newest-rounds-only memory none - its note needs what was found in every playlist, 80 rounds back."""
+    for seed in range(3):
+        task = env.load(f"music_playlist_genres_note-{seed}")
+        assert run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0).summary["success"]
+        task = env.load(f"music_playlist_genres_note-{seed}")
+        agent = task.scripted_agent()
+        res = run_episode(task, agent, _NewestRoundOnly(agent), count_tokens=lambda m: 0, max_rounds=300)
+        assert not res.summary["success"]
+
+
 class _RecordingCompletion:
     """A local fake litellm.completion: answers with a scripted list of tool calls, records every call."""
 
@@ -319,25 +331,29 @@ def test_scripted_agent_asks_for_a_stages_notes_again_from_a_later_stage(env):
 
 
 def test_many_far_facts_needed_together_decide_the_memory(env, tmp_path):
-    """`phone_texts_summary_note` needs every page's count (72 one-line notes, ~3,300 tokens as recall answers)
+    """`phone_texts_summary_note` needs every page's count (72 one-line notes, ~3,000 tokens as recall answers)
     in one view at the end. No management solves it; a window with exact recall over the lossless store reads
-    the notes back page by page but cannot hold them all at once within 6,000 tokens, tries the calls one by one,
-    and gives up within its bounded tries: the task fails for what memory carried, not for a missing look-up."""
+    the notes back page by page: at 6,000 tokens it holds them all at once and solves it, at 4,000 it cannot,
+    tries the calls one by one, and gives up within its bounded tries - the task fails for what the memory can
+    hold at once, not for a missing look-up."""
     from agentmem import AgentMemory
 
     tid = "phone_texts_summary_note-0"
     task = env.load(tid)
     assert run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0).summary["success"]
-    task = env.load(tid)
-    agent = task.scripted_agent()
-    mem = AgentMemory(completion=agent, policy="window", budget_tokens=6000, recall_tool=True,
-                      store=tmp_path / "w.db")
-    res = run_episode(task, agent, mem, max_rounds=300, keep_messages=True)
-    assert not res.summary["success"]
-    asked = [json.loads(c["function"]["arguments"])["query"] for m in res.messages if m["role"] == "assistant"
-             for c in m.get("tool_calls") or [] if c["function"]["name"] == "recall_memory"]
-    assert '"FOUND s5."' in asked  # it asked for its own notes of the counting stage, and paged them
-    assert any(q.startswith("show_text_messages page_index") for q in asked)  # then for single pages
+    outcome = {}
+    for budget in (6000, 4000):
+        task = env.load(tid)
+        agent = task.scripted_agent()
+        mem = AgentMemory(completion=agent, policy="window", budget_tokens=budget, recall_tool=True,
+                          store=tmp_path / f"w{budget}.db")
+        res = run_episode(task, agent, mem, max_rounds=300, keep_messages=True)
+        asked = [json.loads(c["function"]["arguments"])["query"] for m in res.messages if m["role"] == "assistant"
+                 for c in m.get("tool_calls") or [] if c["function"]["name"] == "recall_memory"]
+        assert '"FOUND s5."' in asked  # it asked for its own notes of the counting stage, and paged them
+        outcome[budget] = (res.summary["success"], asked)
+    assert outcome[6000][0] and not outcome[4000][0]
+    assert any(q.startswith("show_text_messages") for q in outcome[4000][1])  # then for the pages themselves
 
 
 def test_a_tool_call_written_as_text_is_recognised_only_for_known_tools():

@@ -67,3 +67,60 @@ def test_long_tasks_carry_credentials_across_token_expiry(env):
              for c in m.get("tool_calls") or []]
     logins = [c for c in calls if c.get("api") == "login"]
     assert len(logins) >= 2 + len(expired)  # initial logins for email and notes, then one per expiry
+
+
+def test_expiring_passwords_must_be_looked_up_again(env):
+    """music_playlist_genres_note: a password expires with each token; the old one is refused ("PasswordExpired"),
+    the account store shows the new one, and the evaluator does not count the rotation as the agent's change."""
+    from agentmem.envs.runner import run_episode
+
+    task = env.load("music_playlist_genres_note-0")
+    w = task.world
+    first = {r["account_name"]: r["password"] for r in w.q("SELECT * FROM supervisor_passwords")}
+    profile = w.call("supervisor", "show_profile")["response"]
+    token = w.call("music", "login", {"username": profile["email"], "password": first["music"]})["response"]
+    for _ in range(61):
+        w.call("supervisor", "show_profile")
+    expired = w.call("music", "show_playlist_library", {"access_token": token["access_token"]})
+    assert expired["error"]["type"] == "TokenExpired" and "password" in expired["error"]["message"]
+    stale = w.call("music", "login", {"username": profile["email"], "password": first["music"]})
+    assert stale["status"] == "error" and stale["error"]["type"] == "PasswordExpired"
+    now = {r["account_name"]: r["password"] for r in w.call("supervisor", "show_account_passwords")["response"]}
+    assert now["music"] != first["music"] and now["email"] == first["email"]  # only the rotating apps change
+    assert w.call("music", "login", {"username": profile["email"], "password": now["music"]})["status"] == "ok"
+    w.call("music", "show_playlist_library", {"access_token": token["access_token"]})  # same token: no new rotation
+    assert w.q("SELECT password FROM supervisor_passwords WHERE account_name = 'music'")[0]["password"] == now["music"]
+
+    # the ScriptedAgent without memory management: looks the passwords up again after each expiry and solves it
+    for seed in range(3):
+        task = env.load(f"music_playlist_genres_note-{seed}")
+        res = run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0)
+        assert res.summary["success"], res.summary
+        calls = [json.loads(c["function"]["arguments"]) for m in res.messages if m["role"] == "assistant"
+                 for c in m.get("tool_calls") or []]
+        lookups = [c for c in calls if c.get("api") == "show_account_passwords"]
+        assert len(lookups) >= 3 and set(task.world.expired_passwords) == {"music", "notes"}
+        assert res.summary["rounds"] >= 80
+
+
+def test_scripted_agent_does_not_retry_an_expired_password(env):
+    """A password the app refused as expired (or that expired with its token) is looked up anew, not reused."""
+    from agentmem.envs.appworld_lite.scripted import View
+
+    login = {"role": "assistant", "content": "[plan] {} login", "tool_calls": [{"id": "c1", "type": "function",
+             "function": {"name": "call_api", "arguments": json.dumps(
+                 {"app": "music", "api": "login", "arguments": {"username": "a@b.c", "password": "OLDpass123"}})}}]}
+    refused = {"role": "tool", "tool_call_id": "c1", "content": json.dumps(
+        {"app": "music", "api": "login", "args": {"username": "a@b.c"}, "status": "error",
+         "error": {"type": "PasswordExpired", "message": "This password of the music account has expired."}})}
+    block = {"role": "user", "content": "[agentmem: fold block blk-1 covers 4 earlier messages]\n"
+             "» call_api(app=\"supervisor\", api=\"show_account_passwords\", arguments={})\n"
+             "response[3]: account_name=music, password=OLDpass123"}
+    assert View([block]).passwords == [("music", "OLDpass123")]  # read off a block line
+    v = View([block, login, refused])
+    assert ("music", "OLDpass123") in v.stale_passwords
+    expired = {"role": "tool", "tool_call_id": "c2", "content": json.dumps(
+        {"app": "music", "api": "show_song", "args": {}, "status": "error", "error": {
+            "type": "TokenExpired", "message": "The access token for 'music' has expired, and so has the password"}})}
+    assert ("music", "OLDpass123") in View([block, expired]).stale_passwords
+    assert not View([expired, block]).stale_passwords  # a password read after the expiry is the new one
