@@ -69,6 +69,9 @@ _FAILED = re.compile(r"^Traceback \(most recent call last\)|^\s*(?:[\w.]+(?:Erro
 _TAG = re.compile(r"</?\w+>")
 _STATUS = re.compile(r"<returncode>\s*(\d+)\s*</returncode>|\bexit (?:code|status)\s*:?\s*(\d+)", re.I)
 _CAPS = {"open": 3, "failed": 6, "done": 10, "notes": 6}
+# the agent announcing its next step ("First, let me look at…", "Now I'll run…"): the calls that follow say it better
+_NARRATION = re.compile(r"^(?:(?:first|now|next|then|ok|okay|great|good|perfect|alright|so)\b[,!.]?\s*)*"
+                        r"(?:let me|let's|let us|i'll|i will|i'm going to|i am going to)\b")
 
 
 def _arg_strings(arguments: str) -> list[str]:
@@ -154,7 +157,7 @@ def _notes(content: str, max_chars: int) -> list[str]:
     out = []
     for sent in _SENTENCE.split(" ".join(content.split())):
         low = sent.lower()
-        if len(sent) < 20 or low.startswith(("let me", "now let me", "let's", "i'll", "i will", "now i'll")):
+        if len(sent) < 20 or _NARRATION.match(low):
             continue
         out.append(_cut(sent, max_chars))
     return out[:2]

@@ -257,3 +257,15 @@ def test_a_line_is_worth_what_it_adds_to_the_whole_memory():
     lines = ev2.text.split(LINES_HEAD)[1]
     assert "rotate_journal(archive_dir, retention_days)" in lines
     assert "settle_invoice(order_ref=ord_7" not in lines
+
+
+def test_notes_keep_findings_not_the_agent_announcing_its_next_step():
+    raw = [{"role": "user", "content": "task"},
+           {"role": "assistant", "content": "First, let me look at the http module. So Resolver404 is a subclass of "
+                                            "Http404. Great! Now I'll run the tests again.",
+            "tool_calls": [{"id": "c1", "name": "bash", "arguments": json.dumps({"command": "ls"})}]},
+           {"role": "tool", "tool_call_id": "c1", "content": "urls.py"}]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, 3), counter=COUNTER, block_tokens=200, config=FoldConfig(state_share=0.6))
+    assert "notes:\n- So Resolver404 is a subclass of Http404." in ev.text
+    assert "let me look" not in ev.text and "run the tests again" not in ev.text
