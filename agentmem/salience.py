@@ -120,20 +120,26 @@ _INSTALLER = re.compile(r"^\s*(?:Collecting |Downloading |Using cached |Requirem
                         r"[\u2500-\u259f#=>\-\s]{10,}\s*[\d.]+\s*/?\s*[\d.]*\s*[kMG]?B")
 
 
+_TRACEBACK_JOINT = re.compile(r"^\s*(?:The above exception was the direct cause of the following exception:|"
+                              r"During handling of the above exception, another exception occurred:)\s*$")
+
+
 def _trim_tracebacks(lines: list[str]) -> list[str]:
     """A Python traceback keeps its first frame (the agent's own entry point) and its last two (where it failed),
-    each with its code line, and the error line: the frames between (an import chain through a framework, the
+    each with its code line, and the error line (its header and the seams of chained exceptions go): the frames between (an import chain through a framework, the
     interpreter's `<frozen …>` machinery) are dozens of location lines that name nothing the agent works on, and a
     ranking that prizes locations would otherwise spend a block on them."""
     out: list[str] = []
     i = 0
     while i < len(lines):
+        if _TRACEBACK_JOINT.match(lines[i]):  # "The above exception was the direct cause…": a seam, no fact
+            i += 1
+            continue
         if not lines[i].startswith("Traceback (most recent call last)"):
             out.append(lines[i])
             i += 1
             continue
-        out.append(lines[i])
-        i += 1
+        i += 1  # the header says nothing the frames do not
         frames: list[list[str]] = []
         while i < len(lines) and (_FRAME.match(lines[i]) or (frames and lines[i][:1].isspace())):
             if _FRAME.match(lines[i]):

@@ -269,3 +269,16 @@ def test_notes_keep_findings_not_the_agent_announcing_its_next_step():
     _, ev = fold(view, span=_span(view, 1, 3), counter=COUNTER, block_tokens=200, config=FoldConfig(state_share=0.6))
     assert "notes:\n- So Resolver404 is a subclass of Http404." in ev.text
     assert "let me look" not in ev.text and "run the tests again" not in ev.text
+
+
+def test_chained_tracebacks_lose_their_seams_and_headers_not_their_errors():
+    from agentmem.salience import output_lines
+
+    text = ("Traceback (most recent call last):\n  File \"/t/a.py\", line 3, in f\n    g()\nKeyError: 'dummy'\n\n"
+            "The above exception was the direct cause of the following exception:\n\n"
+            "Traceback (most recent call last):\n  File \"/t/run.py\", line 9, in <module>\n    setup()\n"
+            "ImproperlyConfigured: 'dummy' isn't an available database backend.")
+    lines = output_lines(text)
+    assert "KeyError: 'dummy'" in lines and lines[-1].startswith("ImproperlyConfigured: 'dummy'")
+    assert 'File "/t/run.py", line 9, in <module>' in lines
+    assert not any(ln.startswith(("Traceback", "The above exception")) for ln in lines)
