@@ -2,15 +2,17 @@
 
 The extractive fold keeps *lines* in their original wording, not bare values, and has to choose which. A line
 scores by
-- **reference**: terms the agent itself wrote in its text and call arguments (anywhere in the view: the agent
-  naming a file, a function or an id is the best evidence it matters), weighted by how rare the term is;
-- **novelty**: terms no chosen line holds yet; identifier-like compounds weigh more than plain words;
-- **kind**: locations (`file.py:120`, `line 88`), definitions (`def`, `class`, `key: value`), errors and test
-  results are what later steps most often look up;
+- **reference**: terms the agent itself wrote in its text and call arguments (anywhere in the session, also in
+  rounds already folded: the agent naming a file, a function or an id is the best evidence it matters);
+- **novelty**: terms neither a chosen line nor the rest of the memory holds yet; identifier-like compounds weigh
+  more than plain words;
+- **kind**: locations (`file.py:120`, `line 88`), definitions (`def`, `class`, `key: value`), test results and
+  errors are what later steps most often look up;
 - **recency**: later lines weigh more (in the fold's own ordering).
-Lines are chosen greedily by what they add per token (maximal coverage): a line whose terms the chosen lines
-already hold adds little, so the budget buys many different facts rather than the same one many times. Nothing here is tied to an environment: the same rules read shell output, code, JSON entities and API
-replies.
+Lines are chosen greedily by what they add per token (maximal coverage): a line whose terms the memory already
+holds adds little, so the budget buys many different facts rather than the same one many times. Before ranking,
+tool outputs lose what names nothing: installer progress, and the middle frames of tracebacks. Nothing here is
+tied to an environment: the same rules read shell output, code, JSON entities and API replies.
 
 Terms are word pieces and their dotted/slashed compounds (`self.templated_file.templated_str` gives the compound
 and each part). This module serves the primitives only; the retention metric has its own, separate definition.
@@ -25,8 +27,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["terms", "line_kind", "is_noise", "Candidate", "select", "entity_lines", "output_lines", "is_installer_progress",
-           "KIND_WEIGHT"]
+__all__ = ["terms", "line_kind", "is_noise", "Candidate", "select", "entity_lines", "output_lines",
+           "is_installer_progress", "KIND_WEIGHT"]
 
 _COMPOUND = re.compile(r"[\w$@%+-]+(?:[./:#][\w$@%+-]+)*")
 _PIECE = re.compile(r"[a-z_][a-z0-9_]{2,}|\d{3,}")
@@ -126,9 +128,10 @@ _TRACEBACK_JOINT = re.compile(r"^\s*(?:The above exception was the direct cause 
 
 def _trim_tracebacks(lines: list[str]) -> list[str]:
     """A Python traceback keeps its first frame (the agent's own entry point) and its last two (where it failed),
-    each with its code line, and the error line (its header and the seams of chained exceptions go): the frames between (an import chain through a framework, the
-    interpreter's `<frozen …>` machinery) are dozens of location lines that name nothing the agent works on, and a
-    ranking that prizes locations would otherwise spend a block on them."""
+    each with its code line, and the error line; its header and the seams of chained exceptions go. The frames
+    between (an import chain through a framework, the interpreter's `<frozen …>` machinery) are dozens of location
+    lines that name nothing the agent works on, and a ranking that prizes locations would otherwise spend a block
+    on them."""
     out: list[str] = []
     i = 0
     while i < len(lines):

@@ -69,7 +69,7 @@ _FAILED = re.compile(r"^Traceback \(most recent call last\)|^\s*(?:[\w.]+(?:Erro
 _TAG = re.compile(r"</?\w+>")
 _STATUS = re.compile(r"<returncode>\s*(\d+)\s*</returncode>|\bexit (?:code|status)\s*:?\s*(\d+)", re.I)
 _CAPS = {"open": 3, "failed": 6, "done": 10, "notes": 6}
-# the agent announcing its next step ("First, let me look at…", "Now I'll run…"): the calls that follow say it better
+# the agent announcing its next step ("First, let me look at…", "Now I'll run…"): the calls that follow say it
 _NARRATION = re.compile(r"^(?:(?:first|now|next|then|ok|okay|great|good|perfect|alright|so)\b[,!.]?\s*)*"
                         r"(?:let me|let's|let us|i'll|i will|i'm going to|i am going to)\b")
 
@@ -233,7 +233,7 @@ def _message_terms(msg: Message) -> frozenset[str]:
         for s in _arg_strings(tc.arguments):
             found |= terms(s[:20000])
     result = frozenset(found)
-    if len(_TERMS_CACHE) >= 50_000:
+    if len(_TERMS_CACHE) >= 4096:  # a few sessions' agent turns; cleared, not grown (it holds the messages)
         _TERMS_CACHE.clear()
     _TERMS_CACHE[id(msg)] = (msg, result)
     return result
@@ -308,7 +308,8 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                                                                False))
             failure = _failure(text)
             if failure:
-                state["failed"].append((order, f"{_cut(label, 100)}{_FAILED_SEP}{_cut(failure, config.max_note_chars)}"))
+                entry = f"{_cut(label, 100)}{_FAILED_SEP}{_cut(failure, config.max_note_chars)}"
+                state["failed"].append((order, entry))
                 last_failed[label] = failure
             else:
                 program = _program(label)
