@@ -128,21 +128,20 @@ _TRACEBACK_JOINT = re.compile(r"^\s*(?:The above exception was the direct cause 
 
 def _trim_tracebacks(lines: list[str]) -> list[str]:
     """A Python traceback keeps its first frame (the agent's own entry point) and its last two (where it failed),
-    each with its code line, and the error line; its header and the seams of chained exceptions go. The frames
-    between (an import chain through a framework, the interpreter's `<frozen …>` machinery) are dozens of location
-    lines that name nothing the agent works on, and a ranking that prizes locations would otherwise spend a block
-    on them."""
+    each with its code line, and the error line; its header, the seams of chained exceptions and the interpreter's
+    `<frozen …>` frames go. The frames between (an import chain through a framework) are dozens of location lines
+    that name nothing the agent works on, and a ranking that prizes locations would otherwise spend a block on them.
+    A run of frames without its header (the tail of a long traceback) is cut the same way."""
     out: list[str] = []
     i = 0
     while i < len(lines):
-        if _TRACEBACK_JOINT.match(lines[i]):  # "The above exception was the direct cause…": a seam, no fact
-            i += 1
+        if _TRACEBACK_JOINT.match(lines[i]) or lines[i].startswith("Traceback (most recent call last)"):
+            i += 1  # a seam or a header: no fact the frames and the error line do not carry
             continue
-        if not lines[i].startswith("Traceback (most recent call last)"):
+        if not _FRAME.match(lines[i]):
             out.append(lines[i])
             i += 1
             continue
-        i += 1  # the header says nothing the frames do not
         frames: list[list[str]] = []
         while i < len(lines) and (_FRAME.match(lines[i]) or (frames and lines[i][:1].isspace())):
             if _FRAME.match(lines[i]):

@@ -160,8 +160,8 @@ def test_an_error_printed_by_a_successful_command_is_not_a_failure():
     assert "- bash: python cli.py → ValueError: bad port 99999" in state and "cat cli.py" not in state
 
 
-_IMPORT_CHAIN = "\n".join(f'  File "/testbed/pkg/layer{i}.py", line {i + 3}, in <module>\n    from pkg.layer{i + 1} import x'
-                          for i in range(12))
+_IMPORT_CHAIN = "\n".join(f'  File "/testbed/pkg/layer{i}.py", line {i + 3}, in <module>\n'
+                          f'    from pkg.layer{i + 1} import x' for i in range(12))
 _TRACEBACK = ('<returncode>1</returncode>\nTraceback (most recent call last):\n'
               '  File "/testbed/repro.py", line 20, in <module>\n    pkg.setup()\n' + _IMPORT_CHAIN +
               '\n  File "<frozen importlib._bootstrap>", line 1204, in _gcd_import\n'
@@ -181,7 +181,7 @@ def test_a_traceback_keeps_its_entry_frame_its_last_frames_and_the_error():
 
 def test_installer_progress_is_not_kept_but_the_install_is_state():
     out = ("Collecting sqlparse\n  Downloading sqlparse-0.4.4-py3-none-any.whl (41 kB)\n"
-           "     \u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501\u2501 41.2/41.2 kB 1.2 MB/s eta 0:00:00\n"
+           "     " + "\u2501" * 12 + " 41.2/41.2 kB 1.2 MB/s eta 0:00:00\n"
            "Installing collected packages: sqlparse\nSuccessfully installed sqlparse-0.4.4\n"
            "WARNING: Running pip as the 'root' user can result in broken permissions")
     raw = [{"role": "user", "content": "task"}, *_bash("c1", "pip install sqlparse", out)]
@@ -194,7 +194,8 @@ def test_installer_progress_is_not_kept_but_the_install_is_state():
 def test_a_failure_is_closed_when_the_same_program_later_succeeds_and_listed_once_per_call():
     raw = [{"role": "user", "content": "task"},
            *_bash("c1", "python repro.py", "<returncode>1</returncode>\nModuleNotFoundError: No module named 'pytz'"),
-           *_bash("c2", "python repro.py", "<returncode>1</returncode>\nModuleNotFoundError: No module named 'sqlparse'"),
+           *_bash("c2", "python repro.py",
+                  "<returncode>1</returncode>\nModuleNotFoundError: No module named 'sqlparse'"),
            *_bash("c3", "pip install sqlparse pytz", "Successfully installed sqlparse-0.4.4"),
            *_bash("c4", "cd /testbed && python repro.py", "<returncode>0</returncode>\nGROUP BY email")]
     view = view_of(parse_messages(raw))
@@ -282,3 +283,19 @@ def test_chained_tracebacks_lose_their_seams_and_headers_not_their_errors():
     assert "KeyError: 'dummy'" in lines and lines[-1].startswith("ImproperlyConfigured: 'dummy'")
     assert 'File "/t/run.py", line 9, in <module>' in lines
     assert not any(ln.startswith(("Traceback", "The above exception")) for ln in lines)
+
+
+def test_the_tail_of_a_traceback_is_cut_like_a_whole_one():
+    """`… 2>&1 | tail -50` keeps the frames without their header: interpreter frames still go, a long run still
+    keeps its first and last two frames."""
+    from agentmem.salience import output_lines
+
+    frames = "".join(f'  File "/t/pkg/m{i}.py", line {i}, in f{i}\n    f{i + 1}()\n' for i in range(6))
+    text = ('  File "<frozen importlib._bootstrap>", line 1204, in _gcd_import\n' + frames +
+            "django.http.response.Http404: Value 'invalid' not found")
+    lines = output_lines(text)
+    assert not any("<frozen" in ln for ln in lines)
+    assert [ln for ln in lines if ln.startswith("File")] == [
+        'File "/t/pkg/m0.py", line 0, in f0', 'File "/t/pkg/m4.py", line 4, in f4',
+        'File "/t/pkg/m5.py", line 5, in f5']
+    assert lines[-1] == "django.http.response.Http404: Value 'invalid' not found"
