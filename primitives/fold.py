@@ -335,8 +335,19 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     state_lines = _state_section(state, int(budget * config.state_share), counter)
     used = counter.text("\n".join(state_lines) + "\n") if state_lines else 0
     known = set().union(*(terms(ln) for ln in skip)) if skip else set()  # what other blocks hold
+    candidates = _newest_run_only(candidates, headers)
     line_section = _line_section(candidates, headers, refs, budget - used, counter, config.max_values, known)
     return fit_to_budget(state_lines + line_section, budget, counter)
+
+
+def _newest_run_only(candidates: list[Candidate], headers: Sequence[str | None]) -> list[Candidate]:
+    """Lines of a call that was run again later in the span are not kept: the newest run's output is where things
+    stand (`python repro.py` failing on a missing module, then on the bug, then passing is one state, not three)."""
+    newest: dict[str, int] = {}
+    for group, header in enumerate(headers):
+        if header is not None:
+            newest[header] = group
+    return [c for c in candidates if headers[c.group] is None or newest[headers[c.group]] == c.group]
 
 
 def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, counter: TokenCounter) -> list[str]:

@@ -299,3 +299,16 @@ def test_the_tail_of_a_traceback_is_cut_like_a_whole_one():
         'File "/t/pkg/m0.py", line 0, in f0', 'File "/t/pkg/m4.py", line 4, in f4',
         'File "/t/pkg/m5.py", line 5, in f5']
     assert lines[-1] == "django.http.response.Http404: Value 'invalid' not found"
+
+
+def test_lines_of_an_earlier_run_of_the_same_call_give_way_to_the_newest_run():
+    raw = [{"role": "user", "content": "task"},
+           *_bash("c1", "python repro.py", "<returncode>1</returncode>\n"
+                                           "ModuleNotFoundError: No module named 'pytz_compat.zones_v2'"),
+           *_bash("c2", "pip install pytz_compat", "Successfully installed pytz_compat-2024.1"),
+           *_bash("c3", "python repro.py", "<returncode>0</returncode>\nGROUP BY email_address, user_id_42")]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300)
+    lines = ev.text.split(LINES_HEAD)[1]
+    assert "GROUP BY email_address, user_id_42" in lines
+    assert "zones_v2" not in lines  # where things stood before the install: not kept as a line
