@@ -106,9 +106,11 @@ _CD_PREFIX = re.compile(r"^(?:cd\s+\S+\s*(?:&&|;)\s*|\w+=\S+\s+)+")
 def _program(label: str) -> str:
     """What a call ran, for telling whether a later success answers an earlier failure: the tool name and the
     first two words of its command, without a leading `cd DIR &&` or `VAR=value` (`bash: python repro.py`).
-    An open failure is closed when the same program later succeeds, not only the byte-identical call."""
+    An open failure is closed when the same program later succeeds, not only the byte-identical call. Only the
+    `name: command` form of `_call_label` has a command; a `name(k=v, …)` label is its own program (the first
+    ": " there is inside its arguments)."""
     name, sep, command = label.partition(": ")
-    if not sep:
+    if not sep or "(" in name:
         return label
     return name + ": " + " ".join(_CD_PREFIX.sub("", command).split()[:2])
 

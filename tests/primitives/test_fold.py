@@ -312,3 +312,18 @@ def test_lines_of_an_earlier_run_of_the_same_call_give_way_to_the_newest_run():
     lines = ev.text.split(LINES_HEAD)[1]
     assert "GROUP BY email_address, user_id_42" in lines
     assert "zones_v2" not in lines  # where things stood before the install: not kept as a line
+
+
+def test_a_call_with_arguments_is_its_own_program():
+    """`name(k=v, …)` labels have no command to compare: page 2 succeeding does not close page 1's failure."""
+    def call(cid, page, out):
+        args = json.dumps({"app": "music", "arguments": {"access_token": "at-music-1", "page_index": page}})
+        return [{"role": "assistant", "content": None,
+                 "tool_calls": [{"id": cid, "name": "call_api", "arguments": args}]},
+                {"role": "tool", "tool_call_id": cid, "content": out}]
+    raw = [{"role": "user", "content": "task"}, *call("c1", 1, "<returncode>1</returncode>\nValueError: page 1 broken"),
+           *call("c2", 2, "<returncode>0</returncode>\nsong_id=7")]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
+                 config=FoldConfig(state_share=0.6))
+    assert "still failing: ValueError: page 1 broken" in ev.text
