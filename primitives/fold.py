@@ -126,9 +126,22 @@ def _latest_per_call(entries: list[tuple[float, str]]) -> list[tuple[float, str]
     return sorted(newest.values())
 
 
+# argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`)
+_OPERATION_KEYS = frozenset({"api", "api_name", "action", "operation", "op", "method", "function", "endpoint",
+                             "tool", "tool_name", "command_name"})
+
+
 def _has_effect(name: str, arguments: str) -> bool:
-    words = set(re.split(r"[^a-z]+", name.lower()))
-    if words & _EFFECT_VERBS:
+    """Whether a call changes something: its tool name says so, or (for a dispatcher tool) the operation it names,
+    or its shell command writes."""
+    names = [name]
+    try:
+        parsed = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        names += [v for k, v in parsed.items() if k.lower() in _OPERATION_KEYS and isinstance(v, str) and len(v) < 80]
+    if any(set(re.split(r"[^a-z]+", n.lower())) & _EFFECT_VERBS for n in names):
         return True
     return any(_SHELL_EFFECT.search(s) for s in _arg_strings(arguments) if len(s) < 20000)
 

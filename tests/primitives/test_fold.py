@@ -327,3 +327,21 @@ def test_a_call_with_arguments_is_its_own_program():
     _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
                  config=FoldConfig(state_share=0.6))
     assert "still failing: ValueError: page 1 broken" in ev.text
+
+
+def test_a_dispatcher_tool_call_that_changes_something_is_done_state():
+    """`call_api(api="send_money", …)`: the operation is an argument, not the tool's name; it is still an effect,
+    and a read through the same tool is not."""
+    def call(cid, api, out):
+        args = json.dumps({"app_name": "payments", "api_name": api, "arguments": {"amount": 116.18}})
+        return [{"role": "assistant", "content": None,
+                 "tool_calls": [{"id": cid, "name": "call_api", "arguments": args}]},
+                {"role": "tool", "tool_call_id": cid, "content": out}]
+    raw = [{"role": "user", "content": "pay the bills"},
+           *call("c1", "show_bills", '{"status": "ok", "response": [{"bill_id": 7}]}'),
+           *call("c2", "send_money", '{"status": "ok", "response": {"transaction_id": 4411}}')]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
+                 config=FoldConfig(state_share=0.6))
+    done = ev.text.split("done:\n", 1)[1].split(LINES_HEAD)[0]
+    assert '"send_money"' in done and "show_bills" not in done
