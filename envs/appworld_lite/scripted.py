@@ -44,7 +44,8 @@ __all__ = [
 ]
 
 MARK = "[plan] "
-BLOCK_MARK = "[agentmem: fold block"
+# the header of any memory block: an extractive fold ("fold block") or a thinking one ("summarize block")
+BLOCK_MARK = re.compile(r"\[agentmem: \w+ block ")
 MAX_TRIED = 48  # pending recall keys kept in the progress marker
 MAX_RECALLS_IN_A_ROW = 64  # after this many recalls without an action, misses take their defaults
 MAX_RECALL_PAGES = 6  # pages of one recall answer read before the look-up counts as failed
@@ -221,7 +222,7 @@ class View:
         for i, m in enumerate(messages):
             if m.get("role") == "assistant":
                 last_assistant = i
-            elif m.get("role") == "user" and _text_of(m.get("content")).startswith(BLOCK_MARK):
+            elif m.get("role") == "user" and BLOCK_MARK.match(_text_of(m.get("content"))):
                 last_block = i
         for i, m in enumerate(messages):
             role = m.get("role")
@@ -245,7 +246,7 @@ class View:
             self.envelopes.extend(parsed.envelopes)
             self.keys.extend(parsed.keys)
             self.tokens.extend(parsed.tokens)
-            if parsed.tokens and (i >= last_block or not (role == "user" and text.startswith(BLOCK_MARK))):
+            if parsed.tokens and (i >= last_block or not (role == "user" and BLOCK_MARK.match(text))):
                 self.token_usable.update(a for a, _t in parsed.tokens)
             self.passwords.extend(parsed.passwords)
             for key, rec in parsed.fields:

@@ -124,3 +124,19 @@ def test_scripted_agent_does_not_retry_an_expired_password(env):
             "type": "TokenExpired", "message": "The access token for 'music' has expired, and so has the password"}})}
     assert ("music", "OLDpass123") in View([block, expired]).stale_passwords
     assert not View([expired, block]).stale_passwords  # a password read after the expiry is the new one
+
+
+def test_scripted_agent_treats_thinking_blocks_as_blocks():
+    """A token quoted only in a block older than the newest one is not tried, whether the block was written by the
+    extractive fold ("fold block") or by a thinking model ("summarize block")."""
+    from agentmem.envs.appworld_lite.scripted import View
+
+    token = "at-todo-0123456789ab"
+    envelope = json.dumps({"app": "todo", "api": "login", "args": {}, "status": "ok",
+                           "response": {"access_token": token, "token_type": "Bearer"}})
+    for kind in ("fold", "summarize"):
+        old = {"role": "user", "content": f"[agentmem: {kind} block blk-1 covers 9 earlier messages]\n{envelope}"}
+        newer = {"role": "user", "content": f"[agentmem: {kind} block blk-2 covers 5 earlier messages]\n- ok"}
+        assert View([old]).tokens == [("todo", token)], kind
+        assert "todo" in View([old]).token_usable, kind  # the newest block: usable
+        assert "todo" not in View([old, newer]).token_usable, kind  # a fold generation old: not tried
