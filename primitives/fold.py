@@ -23,7 +23,7 @@ from agentmem.salience import Candidate, is_noise, output_lines, select, terms
 from agentmem.messages import Message
 from agentmem.tokens import TokenCounter
 from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, StubItem, View, apply_event
-from ._common import fit_to_budget, item_text, span_items, tool_names
+from ._common import _cut_tokens, fit_to_budget, item_text, span_items, tool_names
 
 __all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "parse_body", "referenced_terms",
            "other_block_lines", "STATE_HEAD", "LINES_HEAD"]
@@ -69,6 +69,7 @@ _FAILED = re.compile(r"^Traceback \(most recent call last\)|^\s*(?:[\w.]+(?:Erro
 _TAG = re.compile(r"</?\w+>")
 _STATUS = re.compile(r"<returncode>\s*(\d+)\s*</returncode>|\bexit (?:code|status)\s*:?\s*(\d+)", re.I)
 _CAPS = {"open": 3, "failed": 6, "done": 10, "notes": 6}
+_MIN_CUT_ENTRY = 16  # tokens: an entry is cut to fit only where the cut keeps something readable
 # the agent announcing its next step ("First, let me look at…", "Now I'll run…"): the calls that follow say it
 _NARRATION = re.compile(r"^(?:(?:first|now|next|then|ok|okay|great|good|perfect|alright|so)\b[,!.]?\s*)*"
                         r"(?:let me|let's|let us|i'll|i will|i'm going to|i am going to)\b")
@@ -381,7 +382,13 @@ def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, count
         taken[cat] += 1
         cost = counter.text("- " + text + "\n")
         if used + cost > budget:
-            continue
+            # a small block keeps its most important entry cut to the room left rather than no entry at all (an
+            # appworld-lite block of ~430 tokens had 64 for its state, and one `call_api(...)` entry needs ~60)
+            room = budget - used - (0 if any(e[1] == cat for e in chosen) else 2)
+            short = _cut_tokens(text, room - 4, counter) if room >= _MIN_CUT_ENTRY else ""
+            if not short:
+                continue
+            text, cost = short + " …", room
         seen.add(text)
         used += cost
         chosen.append((order, cat, text))

@@ -345,3 +345,20 @@ def test_a_dispatcher_tool_call_that_changes_something_is_done_state():
                  config=FoldConfig(state_share=0.6))
     done = ev.text.split("done:\n", 1)[1].split(LINES_HEAD)[0]
     assert '"send_money"' in done and "show_bills" not in done
+
+
+def test_a_small_block_keeps_its_newest_effect_cut_to_fit():
+    """A block whose state section has less room than one whole entry keeps the entry cut to the room (read off
+    an appworld-lite view: 110 folded messages with seven payments and no `done:` entry)."""
+    args = json.dumps({"app_name": "venmo", "api_name": "send_money", "arguments": {
+        "access_token": "at-venmo-5f0c2a9e1b7d", "receiver_email": "kristin.white@example.com", "amount": 116.18,
+        "description": "Electricity bill of November, invoice INV-2024-11-0093"}})
+    raw = [{"role": "user", "content": "pay the bills"},
+           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "call_api", "arguments": args}]},
+           {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok", "response": {"transaction_id": 4411}}'}]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
+                 config=FoldConfig(state_share=0.15))
+    state = _body(ev.text).split(LINES_HEAD)[0]
+    assert COUNTER.text(state) <= 45
+    assert "done:\n- call_api(" in state and '"send_money"' in state and state.rstrip().endswith("…")
