@@ -59,6 +59,10 @@ _log = logging.getLogger(__name__)
 RECALL_TOOL_NAME = archive.RECALL_TOOL_NAME  # the tool AgentMemory offers (agentmem.memory re-exports it)
 
 _Plan = Generator[ThinkRequest, "ThinkResult | BaseException", None]
+# a round, sans IO: it yields what it waits on (a background job still running, or a request for the thinker), is
+# sent the result, and returns the view
+_Round = Generator["concurrent.futures.Future[Any] | ThinkRequest", "ThinkResult | BaseException | None",
+                   list[dict[str, Any]]]
 
 
 @dataclass
@@ -654,12 +658,27 @@ class MemorySession:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _prepare_round(self, messages: Sequence[Any] | None, outside_tokens: int = 0) -> list[dict[str, Any]]:
+        steps = self._round(messages, outside_tokens)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, concurrent.futures.Future):
+                    concurrent.futures.wait([step])
+                    step = steps.send(None)
+                else:
+                    step = steps.send(self._call_thinker_sync(step))
+        except StopIteration as done:
+            return done.value
+
+    def _round(self, messages: Sequence[Any] | None, outside_tokens: int) -> _Round:
+        """One round, sans IO: it yields what has to be waited for (a background job's future, or a request for
+        the thinker) and is sent the result; prepare() and aprepare() differ only in how they wait."""
         t0 = time.perf_counter()
         stats = self._begin(messages)
         pending = self._job_to_wait_for()
         if pending is not None:
             t1 = time.perf_counter()
-            concurrent.futures.wait([pending])
+            yield pending
             stats.thinker_ms += (time.perf_counter() - t1) * 1000
         self._collect_background(stats)
         plan = self._plan(stats)
@@ -667,7 +686,7 @@ class MemorySession:
             request = next(plan)
             while True:
                 t1 = time.perf_counter()
-                result = self._call_thinker_sync(request)
+                result = yield request
                 stats.thinker_ms += (time.perf_counter() - t1) * 1000
                 request = plan.send(result)
         except StopIteration:
@@ -690,28 +709,21 @@ class MemorySession:
 
     async def _aprepare_round(self, messages: Sequence[Any] | None,
                               outside_tokens: int = 0) -> list[dict[str, Any]]:
-        t0 = time.perf_counter()
-        stats = self._begin(messages)
-        pending = self._job_to_wait_for()
-        if pending is not None:
-            t1 = time.perf_counter()
-            await asyncio.wrap_future(pending)
-            stats.thinker_ms += (time.perf_counter() - t1) * 1000
-        self._collect_background(stats)
-        plan = self._plan(stats)
+        steps = self._round(messages, outside_tokens)
         try:
-            request = next(plan)
+            step = next(steps)
             while True:
-                t1 = time.perf_counter()
+                if isinstance(step, concurrent.futures.Future):
+                    await asyncio.wrap_future(step)
+                    step = steps.send(None)
+                    continue
                 try:
-                    result: ThinkResult | BaseException = await self.thinker.athink(request)  # type: ignore
+                    result: ThinkResult | BaseException = await self.thinker.athink(step)  # type: ignore
                 except Exception as exc:  # any thinker failure becomes a recorded fallback
                     result = exc
-                stats.thinker_ms += (time.perf_counter() - t1) * 1000
-                request = plan.send(result)
-        except StopIteration:
-            pass
-        return self._finish(stats, t0, outside_tokens)
+                step = steps.send(result)
+        except StopIteration as done:
+            return done.value
 
     def _call_thinker_sync(self, request: ThinkRequest) -> ThinkResult | BaseException:
         try:
