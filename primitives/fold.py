@@ -308,15 +308,11 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
             continue
         if msg.role == "assistant":
             if referenced is None:
-                for tc in msg.tool_calls:
-                    for s in _arg_strings(tc.arguments):
-                        refs |= terms(s[:20000])
+                refs |= _message_terms(msg)
             for tc in msg.tool_calls:
                 names[tc.id] = tc.name
                 calls[tc.id] = (_call_label(tc.name, tc.arguments), _has_effect(tc.name, tc.arguments))
             if isinstance(msg.content, str) and msg.content.strip():
-                if referenced is None:
-                    refs |= terms(msg.content)
                 state["notes"].extend((order, s) for s in _notes(msg.content, config.max_note_chars))
         elif msg.role == "tool":
             text = item_text(it) if isinstance(it, MessageItem | StubItem) else ""
