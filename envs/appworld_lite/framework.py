@@ -218,6 +218,10 @@ class App:
         return {"access_token": self.w.issue_token(self.name), "token_type": "Bearer", "expires_in_calls": TOKEN_TTL}
 
 
+# characters of a generated password (no 0/O, 1/l/I look-alikes): seeding and password rotation use the same
+PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
 class World:
     """One task's world: an SQLite database plus a call clock. Deterministic given the seed and the calls.
 
@@ -324,8 +328,7 @@ class World:
         expired = self.expired_passwords.setdefault(app, [])
         expired.append(old[0]["password"])
         digest = hashlib.sha256(f"{self.task_key}|password|{app}|{len(expired)}".encode()).digest()
-        alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-        new = "".join(alphabet[b % len(alphabet)] for b in digest[:10])
+        new = "".join(PASSWORD_ALPHABET[b % len(PASSWORD_ALPHABET)] for b in digest[:10])
         self.x("UPDATE supervisor_passwords SET password = ? WHERE account_name = ?", (new, app))
 
     # calls ------------------------------------------------------------------------------------------

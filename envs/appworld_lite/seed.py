@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .apps import ALL_APPS
-from .framework import World
+from .framework import PASSWORD_ALPHABET, World
 
 __all__ = ["Person", "SeedContext", "build_world", "stable_seed"]
 
@@ -143,8 +143,7 @@ DEFAULT_SIZES = {
 
 
 def _password(rng: random.Random) -> str:
-    alphabet = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-    return "".join(rng.choice(alphabet) for _ in range(10))
+    return "".join(rng.choice(PASSWORD_ALPHABET) for _ in range(10))
 
 
 def _phone(rng: random.Random, used: set[str]) -> str:
