@@ -50,7 +50,7 @@ def fit_to_budget(lines: Sequence[str], budget: int, counter: TokenCounter) -> l
             continue
         room = budget - used
         if room > 8:
-            enc_cut = _cut_tokens(line, room - 2, counter)
+            enc_cut = counter.cut(line, room - 2)
             if enc_cut:
                 out.append(enc_cut + " …")
         break
@@ -69,11 +69,3 @@ def values_line(values: Sequence[str], budget: int, counter: TokenCounter, *, pr
             break
         kept.append(v)
     return [prefix + ", ".join(kept)] if kept else []
-
-
-def _cut_tokens(text: str, n: int, counter: TokenCounter) -> str:
-    from agentmem.tokens import _encoding
-
-    enc = _encoding(counter.encoding_name)
-    toks = enc.encode(text, disallowed_special=())
-    return enc.decode(toks[: max(0, n)])

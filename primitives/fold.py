@@ -23,7 +23,7 @@ from agentmem.salience import Candidate, is_noise, output_lines, select, terms
 from agentmem.messages import Message
 from agentmem.tokens import TokenCounter
 from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, StubItem, View, apply_event
-from ._common import _cut_tokens, fit_to_budget, item_text, span_items, tool_names
+from ._common import fit_to_budget, item_text, span_items, tool_names
 
 __all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "parse_body", "referenced_terms",
            "other_block_lines", "STATE_HEAD", "LINES_HEAD"]
@@ -85,8 +85,31 @@ def _arg_strings(arguments: str) -> list[str]:
     return [json.dumps(parsed, ensure_ascii=False)]
 
 
-def _call_label(name: str, arguments: str, max_chars: int = 140) -> str:
-    """`name: the command` for a single string argument, else `name(k=v, …)`; one line, cut."""
+# argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`)
+_OPERATION_KEYS = frozenset({"api", "api_name", "action", "operation", "op", "method", "function", "endpoint",
+                             "tool", "tool_name", "command_name"})
+# argument keys that hold a credential: a state entry says what a call did, and a token ahead of the arguments is
+# what a cut keeps (a `done:` entry cut to fit read `call_api(app="payments", api="send_money", arguments={
+# "access_token": …` and lost the payee and the amount)
+_CREDENTIAL_KEY = re.compile(r"(?i)(?:^|_)(?:access_token|refresh_token|auth_token|token|password|passwd|secret|"
+                             r"api_?key|authorization|credentials?|cookie)$")
+
+
+def _credentials_last(value: Any) -> Any:
+    """`value` with, in each object at any depth, the credential keys moved after the others (which keep their
+    order)."""
+    if isinstance(value, dict):
+        return {k: _credentials_last(value[k]) for k in sorted(value, key=lambda k: bool(_CREDENTIAL_KEY.search(str(k))))}
+    if isinstance(value, list):
+        return [_credentials_last(v) for v in value]
+    return value
+
+
+def _call_label(name: str, arguments: str, max_chars: int = 140, *, credentials_last: bool = False) -> str:
+    """`name: the command` for a single string argument, else `name(k=v, …)`; one line, cut.
+
+    `credentials_last`: for state entries, which are cut to fit; group headers keep the call's own order (a token
+    there is what an agent reads to go on calling; moving it changed which lines a block kept and nothing else)."""
     try:
         parsed = json.loads(arguments or "{}")
     except json.JSONDecodeError:
@@ -94,6 +117,8 @@ def _call_label(name: str, arguments: str, max_chars: int = 140) -> str:
     if isinstance(parsed, dict) and len(parsed) == 1 and isinstance(next(iter(parsed.values())), str):
         text = f"{name}: " + " ".join(next(iter(parsed.values())).split())
     elif isinstance(parsed, dict):
+        if credentials_last:
+            parsed = _credentials_last(parsed)
         text = f"{name}(" + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in parsed.items()) + ")"
     else:
         text = f"{name}({' '.join(str(parsed).split())})"
@@ -127,9 +152,6 @@ def _latest_per_call(entries: list[tuple[float, str]]) -> list[tuple[float, str]
     return sorted(newest.values())
 
 
-# argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`)
-_OPERATION_KEYS = frozenset({"api", "api_name", "action", "operation", "op", "method", "function", "endpoint",
-                             "tool", "tool_name", "command_name"})
 
 
 def _has_effect(name: str, arguments: str) -> bool:
@@ -285,7 +307,7 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     state: dict[str, list[tuple[float, str]]] = {c: [] for c in _CATEGORIES}
     headers: list[str | None] = []
     candidates: list[Candidate] = []
-    calls: dict[str, tuple[str, bool]] = {}  # tool_call_id -> (label, has effect)
+    calls: dict[str, tuple[str, str, bool]] = {}  # tool_call_id -> (header label, state label, has effect)
     last_failed: dict[str, str] = {}
     n = max(1, len(items))
     skip = set(elsewhere)
@@ -311,26 +333,28 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                 refs |= _message_terms(msg)
             for tc in msg.tool_calls:
                 names[tc.id] = tc.name
-                calls[tc.id] = (_call_label(tc.name, tc.arguments), _has_effect(tc.name, tc.arguments))
+                calls[tc.id] = (_call_label(tc.name, tc.arguments),
+                                _call_label(tc.name, tc.arguments, credentials_last=True),
+                                _has_effect(tc.name, tc.arguments))
             if isinstance(msg.content, str) and msg.content.strip():
                 state["notes"].extend((order, s) for s in _notes(msg.content, config.max_note_chars))
         elif msg.role == "tool":
             text = item_text(it) if isinstance(it, MessageItem | StubItem) else ""
-            label, effect = calls.get(msg.tool_call_id or "", (names.get(msg.tool_call_id or "", msg.name or "tool"),
-                                                               False))
+            fallback = names.get(msg.tool_call_id or "", msg.name or "tool")
+            label, entry_label, effect = calls.get(msg.tool_call_id or "", (fallback, fallback, False))
             failure = _failure(text)
             if failure:
-                entry = f"{_cut(label, 100)}{_FAILED_SEP}{_cut(failure, config.max_note_chars)}"
+                entry = f"{_cut(entry_label, 100)}{_FAILED_SEP}{_cut(failure, config.max_note_chars)}"
                 state["failed"].append((order, entry))
-                last_failed[label] = failure
+                last_failed[entry_label] = failure
             else:
-                program = _program(label)
-                for key in [k for k in last_failed if k == label or _program(k) == program]:
+                program = _program(entry_label)
+                for key in [k for k in last_failed if k == entry_label or _program(k) == program]:
                     del last_failed[key]
                 if effect:
                     outcome = next((ln for ln in output_lines(text, max_chars=config.max_note_chars)
                                     if re.search(r"[A-Za-z]", _TAG.sub("", ln))), "ok" if text.strip() else "(no output)")
-                    state["done"].append((order, f"{_cut(label, 120)} → {_cut(outcome, 80)}"))
+                    state["done"].append((order, f"{_cut(entry_label, 120)} → {_cut(outcome, 80)}"))
             headers.append(label)
             g = len(headers) - 1
             lines = output_lines(text, max_chars=config.max_line_chars)
@@ -384,7 +408,7 @@ def _state_section(state: dict[str, list[tuple[float, str]]], budget: int, count
             # leaves 2 tokens more. Those margins are tuned, not derived: cutting to the exact count instead moved
             # appworld-lite at 4,000 from 83.3 to 80.6 % (music_purge_genre-0 fell into a recall cycle), SWE +-0.3.
             room = budget - used - (0 if any(e[1] == cat for e in chosen) else 2)
-            short = _cut_tokens(text, room - 4, counter) if room >= _MIN_CUT_ENTRY else ""
+            short = counter.cut(text, room - 4) if room >= _MIN_CUT_ENTRY else ""
             if not short:
                 continue
             text, cost = short + " …", room

@@ -15,7 +15,7 @@ from agentmem.messages import Message, message_text
 from agentmem.tokens import TokenCounter
 from agentmem.view import RECALL_HEADER, Event, EventError, View, apply_event
 
-from ._common import _cut_tokens, fit_to_budget
+from ._common import fit_to_budget
 
 __all__ = ["RecallConfig", "recall", "unrecall", "format_archive", "archive_pages", "page_archive"]
 
@@ -40,7 +40,7 @@ def _pieces(m: Message, piece_tokens: int, counter: TokenCounter) -> list[str]:
     out: list[str] = []
     rest = text
     while rest:
-        cut = _cut_tokens(rest, piece_tokens, counter)
+        cut = counter.cut(rest, piece_tokens)
         if len(cut) < len(rest):
             nl = cut.rfind("\n")
             if nl > len(cut) // 2:
