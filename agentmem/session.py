@@ -592,7 +592,7 @@ class MemorySession:
                     t0 = time.perf_counter()
                     result = yield request
                     meta["wall_s"] = round(time.perf_counter() - t0, 3)
-                    new, ev = self._fold_with(action.span, result, meta)
+                    new, ev = self._fold_with(action.span, result, meta, action.block_tokens)
                 else:
                     if action.mode == "think":
                         meta["fallback"] = "no thinker configured"
@@ -618,9 +618,15 @@ class MemorySession:
             return
         self._record(new, ev, stats)
 
-    def _fold_with(self, span: Sequence[str], result: ThinkResult | BaseException,
-                   meta: dict[str, Any]) -> tuple[View, Event]:
-        """A summarize-by-thinking block from a thinker's result; the extractive fold when it failed or was empty."""
+    def _fold_with(self, span: Sequence[str], result: ThinkResult | BaseException, meta: dict[str, Any],
+                   block_tokens: int | None = None) -> tuple[View, Event]:
+        """A summarize-by-thinking block from a thinker's result; the extractive fold when it failed or was empty.
+
+        `block_tokens`: the policy's allotment for the block, given for a fold applied in the round it was planned
+        (the model's state section, then salient lines up to that size, as an extractive fold of the plan would
+        hold). A background fold passes None and keeps the thinking block's own cap: applied rounds after its
+        plan, a block of the whole allotment left the view over the soft watermark, and the following rounds waited
+        on the thinker at the hard budget (tests/test_background.py)."""
         if isinstance(result, BaseException):
             meta["fallback"] = f"thinker failed: {type(result).__name__}: {result}"[:500]
         else:
@@ -628,10 +634,11 @@ class MemorySession:
                         thinker_tokens_out=result.tokens_out)
             try:
                 return summarize_by_thinking(self.view, span=span, thinking=result.text, counter=self.counter,
-                                             config=self.summarize_config, meta=meta)
+                                             config=self.summarize_config, meta=meta, block_tokens=block_tokens)
             except EmptyThinkingError as exc:
                 meta["fallback"] = str(exc)
-        return fold(self.view, span=span, counter=self.counter, config=self.fold_config, meta=meta)
+        return fold(self.view, span=span, counter=self.counter, config=self.fold_config, meta=meta,
+                    block_tokens=block_tokens)
 
     def _record(self, new: View, ev: Event, stats: RoundStats) -> None:
         self.store.append_event(self.session_id, ev, branch=self.branch)  # never an event that was not applied

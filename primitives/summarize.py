@@ -46,7 +46,8 @@ class SummarizeConfig(BaseModel):
     merge_lines: bool = Field(default=True, description="Merge back the salient tool-output lines (original "
                               "wording, under the call that printed them) the extractive fold keeps and the "
                               "thinker left out.")
-    lines_tokens: int = Field(default=200, ge=0, description="Most tokens of merged lines; the thinker's text is "
+    lines_tokens: int = Field(default=200, ge=0, description="Most tokens of merged lines in a block with no "
+                              "planned size (a background fold), and the room kept for them; the thinker's text is "
                               "cut to leave them this room. Filling the whole block instead made background folds "
                               "fall behind (tests/test_background.py).")
     target_ratio: float = Field(default=4.0, ge=1.0, description="Ask for at most span tokens / this many tokens: "
@@ -263,10 +264,10 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
 
     The block has the extractive fold's structure: the thinker's state section (its loose lines become notes) and
     its copied lines, then the salient tool-output lines it left out, in their original wording under the call
-    that printed them (merge_lines), all within `block_tokens` (default max_block_tokens) counted. The session
-    passes none: a thinking block stays within max_block_tokens, whatever size the policy planned for an
-    extractive block (sizing it to the plan made background folds fall behind the hard budget in
-    tests/test_background.py)."""
+    that printed them (merge_lines), all within `block_tokens` counted. Given `block_tokens` (the policy's
+    allotment, for a fold applied in the round it was planned) the merged lines fill the block up to it; without,
+    the block stays within max_block_tokens and the merged lines within lines_tokens (the session's background
+    folds: sized to their plan, they fell behind the hard budget in tests/test_background.py)."""
     size = block_tokens or config.max_block_tokens
     items = span_items(view, span)
     source = "\n".join(item_text(it) for it in items)
@@ -295,7 +296,9 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
     body = fit_to_budget(_render(state, groups), max(16, size - reserve), counter)
     merged: list[tuple[str | None, list[str]]] = []
     if config.merge_lines:
-        room = min(config.lines_tokens, size - (counter.text("\n".join(body) + "\n") if body else 0))
+        room = size - (counter.text("\n".join(body) + "\n") if body else 0)
+        if block_tokens is None:
+            room = min(config.lines_tokens, room)
         if room >= 24:
             extractive = extractive_summary(items, tool_names(view), FoldConfig(state_share=0.01), counter,
                                             budget=room,

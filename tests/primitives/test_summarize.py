@@ -239,3 +239,21 @@ def test_lines_without_any_word_or_value_are_dropped(view):
     _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER)
     assert "- -" not in ev.text.splitlines() and "- …" not in ev.text.splitlines()
     assert "- Reservation ZX9K2P belongs to mia_li_3668." in ev.text
+
+
+def test_a_planned_block_size_is_filled_with_salient_lines_beyond_the_background_cap():
+    """Given the policy's allotment (`block_tokens`), the lines the thinker left out fill the block up to it, as an
+    extractive fold of the same plan would; without one (a background fold) they stay within `lines_tokens`. The
+    thinker's short note is the same in both."""
+    view = view_of(parse_messages(synthetic_history(30, output_chars=600)))
+    units = view.units()[2:28]
+    span = [it.key for it in view.items[units[0][0]:units[-1][1]]]
+    cfg = SummarizeConfig(max_block_tokens=300, lines_tokens=100)
+    note = "Invoices are read one file at a time."
+    _, capped = summarize_by_thinking(view, span=span, thinking=note, counter=COUNTER, config=cfg)
+    _, planned = summarize_by_thinking(view, span=span, thinking=note, counter=COUNTER, config=cfg,
+                                       block_tokens=1200)
+    capped_body, planned_body = (ev.text.split("\n", 1)[1] for ev in (capped, planned))
+    assert f"- {note}" in capped_body and f"- {note}" in planned_body
+    assert COUNTER.text(capped_body) <= 300 < COUNTER.text(planned_body) <= 1202
+    assert planned.meta["lines_merged"] > 2 * capped.meta["lines_merged"] > 0
