@@ -90,6 +90,11 @@ def run_command(
     typer.echo(f"{agg['n_tasks']} task(s): TGC {agg['tgc']:.1f}%  SGC {agg['sgc']:.1f}%  rounds mean "
                f"{agg.get('rounds_mean', 0)}  peak view {agg.get('peak_view_tokens', 0)} tok  "
                f"(raw {agg.get('peak_raw_tokens', 0)})  recalls {agg.get('recalls', 0)}  folds {agg.get('folds', 0)}")
+    partial = [(t["task_id"], len(t["lookups_given_up"])) for t in summary.get("tasks", ())
+               if t.get("lookups_given_up")]
+    if partial:  # a task finished on partial data says so: recall did not bring back what it needed
+        typer.echo(f"went on without {agg.get('lookups_given_up', 0)} look-up(s) recall did not bring back: "
+                   + ", ".join(f"{tid} ({n})" for tid, n in partial) + "  (summary.json: lookups_given_up)")
     typer.echo(f"wrote {out / 'rounds.jsonl'}, {out / 'summary.json'}, {out / 'tokens.png'}")
 
 

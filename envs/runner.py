@@ -350,6 +350,9 @@ def _run_episode(task: Any, agent: Completion, memory: Any, *, model: str, max_r
         "bookkeeping_ms": round(sum(r["bookkeeping_ms"] for r in records), 2),
         "wall_s": round(wall, 4),
     }
+    given_up = getattr(agent, "given_up", None)  # an agent that reports look-ups it went on without (scripted)
+    if given_up is not None:
+        summary["lookups_given_up"] = list(given_up)
     return EpisodeResult(task.task_id, records, summary, messages if keep_messages else [])
 
 
@@ -380,6 +383,7 @@ def aggregate(summaries: list[dict]) -> dict:
             "mean_view_tokens": round(sum(s["mean_view_tokens"] for s in ss) / len(ss), 1),
             "peak_raw_tokens": max(s["peak_raw_tokens"] for s in ss),
             "recalls": sum(s["recalls"] for s in ss),
+            "lookups_given_up": sum(len(s.get("lookups_given_up") or ()) for s in ss),
             "folds": sum(s["folds"] for s in ss),
             "wall_s": round(sum(s["wall_s"] for s in ss), 3),
         }

@@ -386,8 +386,10 @@ def call_query(app: str, api: str, args: dict) -> str:
 class KB:
     """Look-ups over the view. A miss raises Missing once per key (-> recall, then paging), then takes a default."""
 
-    def __init__(self, view: View, tried: list[str], give_up: bool = False):
+    def __init__(self, view: View, tried: list[str], give_up: bool = False,
+                 on_default: Callable[[str], None] = lambda query: None):
         self.view = view
+        self.on_default = on_default  # told the query of each miss that takes its default
         self.tried = tried  # keys recalled for whose value has not come back since (ordered, capped)
         self.give_up = give_up  # too many recalls in a row: every miss now takes its default
         self._derived: dict[str, Any] = {}  # what this call derived already (loop lists, aggregates)
@@ -405,6 +407,7 @@ class KB:
     def miss(self, key: str, query: str) -> None:
         """A value is not in the view: recall it; page on while the recall offers more; else take the default."""
         if self.give_up:
+            self.on_default(query)
             return
         h = _short(key)
         if h not in self.tried:
@@ -412,6 +415,7 @@ class KB:
         asked, offered = self.view.recall_pages.get(query, (0, 0))
         if offered and offered > asked and offered <= MAX_RECALL_PAGES:
             raise Missing(h, query, page=offered)
+        self.on_default(query)
 
     def found(self, key: str) -> None:
         """A value is in the view: if a recall was pending for it, it worked (a later miss may recall again)."""
@@ -909,6 +913,10 @@ class ScriptedAgent:
         self.name = name
         self.apps = [s.app for s in stages if isinstance(s, Login)]
         self._cache: dict = {}  # parse cache keyed by message text: speed only, never consulted for values
+        # look-ups that went on with their default (the recall did not bring the value back, or too many recalls in
+        # a row), in order, once each: for the run's summary, so a task done on partial data says so. Never read
+        # back by the agent (its only state is the view).
+        self.given_up: list[str] = []
 
     def __call__(self, model: str = "scripted", messages: list[dict] | None = None,
                  tools: list[dict] | None = None, **kw: Any) -> dict:
@@ -946,6 +954,10 @@ class ScriptedAgent:
                 "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
                 "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}}
 
+    def _given_up(self, query: str) -> None:
+        if query not in self.given_up:
+            self.given_up.append(query)
+
     # ---------------------------------------------------------------------------------------------------
     def _decide(self, st: dict, view: View, can_recall: bool = True) -> tuple[str, Act | None, str, list, list]:
         if st.get("m") == "main":
@@ -957,7 +969,8 @@ class ScriptedAgent:
             else:
                 st["p"] = False
         tried = list(st.get("t") or [])
-        kb = KB(view, tried, give_up=not can_recall or int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW)
+        kb = KB(view, tried, give_up=not can_recall or int(st.get("c") or 0) >= MAX_RECALLS_IN_A_ROW,
+                on_default=self._given_up)
         kb.plan = st
 
         def done(note: str, act: Act | None, kind: str) -> tuple[str, Act | None, str, list, list]:

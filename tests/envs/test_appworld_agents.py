@@ -166,6 +166,21 @@ def test_hard_tasks_discriminate_memories(env):
     assert newest_ok <= len(hard) // 4, f"newest-rounds-only memory solved {newest_ok} of {len(hard)} hard tasks"
 
 
+def test_a_task_done_on_partial_data_reports_the_look_ups_it_went_on_without(env):
+    """When recall does not bring a value back, the ScriptedAgent goes on with a default; the run's summary names
+    those look-ups (lookups_given_up), so a task completed on partial data says so instead of failing silently."""
+    tid = "music_playlist_minutes-0"
+    task = env.load(tid)
+    full = run_episode(task, task.scripted_agent(), count_tokens=lambda m: 0).summary
+    assert full["success"] and full["lookups_given_up"] == []
+    task = env.load(tid)
+    agent = task.scripted_agent()
+    lossy = run_episode(task, agent, _NewestRoundOnly(agent), count_tokens=lambda m: 0, max_rounds=300).summary
+    assert not lossy["success"]
+    assert lossy["lookups_given_up"] and all(isinstance(q, str) and q for q in lossy["lookups_given_up"])
+    assert len(set(lossy["lookups_given_up"])) == len(lossy["lookups_given_up"])  # each look-up once
+
+
 def test_expiring_passwords_task_discriminates(env):
     """music_playlist_genres_note (passwords expire with each token): no management solves every seed, the
     newest-rounds-only memory none - its note needs what was found in every playlist, 80 rounds back."""
