@@ -99,7 +99,8 @@ def _credentials_last(value: Any) -> Any:
     """`value` with, in each object at any depth, the credential keys moved after the others (which keep their
     order)."""
     if isinstance(value, dict):
-        return {k: _credentials_last(value[k]) for k in sorted(value, key=lambda k: bool(_CREDENTIAL_KEY.search(str(k))))}
+        keys = sorted(value, key=lambda k: bool(_CREDENTIAL_KEY.search(str(k))))  # stable: the rest keep their order
+        return {k: _credentials_last(value[k]) for k in keys}
     if isinstance(value, list):
         return [_credentials_last(v) for v in value]
     return value
@@ -108,8 +109,9 @@ def _credentials_last(value: Any) -> Any:
 def _call_label(name: str, arguments: str, max_chars: int = 140, *, credentials_last: bool = False) -> str:
     """`name: the command` for a single string argument, else `name(k=v, …)`; one line, cut.
 
-    `credentials_last`: for state entries, which are cut to fit; group headers keep the call's own order (a token
-    there is what an agent reads to go on calling; moving it changed which lines a block kept and nothing else)."""
+    `credentials_last`: for state entries, which are cut to fit. Group headers keep the call's own order: a token
+    there is what an agent reads to go on calling, and moving it there as well changed which lines blocks kept
+    (appworld-lite at 6,000: one hard task fewer solved, 41 of 42)."""
     try:
         parsed = json.loads(arguments or "{}")
     except json.JSONDecodeError:
