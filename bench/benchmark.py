@@ -5,12 +5,13 @@
     python bench/benchmark.py --local-subset 1     # also budget/thinker with the local thinker on 1 SWE run
 
 Rows: NoOp (the raw history), Window, ObservationMasking, RunningSummary (agentmem baselines in policies/), the real
-langmem `summarize_messages` and langchain_core `trim_messages`, BudgetPolicy and ThinkerPolicy. Every row sees
-the same causal prefixes; metrics come from agentmem.metrics (footprint, carried-value retention, prefix reuse,
-cost). langmem needs a chat model: it gets `ExtractiveChatModel`, a deterministic local LangChain chat model that
-writes agentmem's own extractive summary (the summarizer RunningSummary and BudgetPolicy use without a thinker), so
-the rows differ by policy, not by summarizer. Policies that are not registered (e.g. "thinker" before it lands) are
-skipped with a printed note; a spec "NAME@THINKER" runs a policy with a thinker ("budget@local").
+langmem `summarize_messages`, LangChain v1's `SummarizationMiddleware` and langchain_core `trim_messages`,
+BudgetPolicy and ThinkerPolicy. Every row sees the same causal prefixes; metrics come from agentmem.metrics
+(footprint, carried-value retention, prefix reuse, cost). langmem and the middleware need a chat model: they get
+`ExtractiveChatModel`, a deterministic local LangChain chat model that writes agentmem's own extractive summary (the
+summarizer RunningSummary and BudgetPolicy use without a thinker), so the rows differ by policy, not by
+summarizer. Policies that are not registered (e.g. "thinker" before it lands) are skipped with a printed note; a
+spec "NAME@THINKER" runs a policy with a thinker ("budget@local").
 
 Writes OUT/benchmark.json (all metrics, per group and per trajectory) and OUT/benchmark.png, prints one table.
 """
@@ -33,6 +34,7 @@ from langchain_core.language_models import BaseChatModel  # noqa: E402  (the ben
 from langchain_core.messages import (  # noqa: E402
     AIMessage,
     BaseMessage,
+    HumanMessage,
     convert_to_messages,
     convert_to_openai_messages,
     trim_messages,
@@ -50,10 +52,10 @@ from agentmem.view import BlockItem, MessageItem  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_SPECS = ["noop", "window", "observation_masking", "masking_window", "running_summary", "langmem",
-                 "trim_messages", "budget", "thinker"]
+                 "summarization_middleware", "trim_messages", "budget", "thinker"]
 # rows that are a registered policy with a fixed config: spec -> (policy, config)
 SPEC_POLICIES = {"masking_window": ("observation_masking", {"bounded": True})}
-EXTERNAL = {"langmem", "trim_messages"}
+EXTERNAL = {"langmem", "trim_messages", "summarization_middleware"}
 LABELS = {
     "noop": "NoOp (raw history)",
     "window": "Window",
@@ -61,6 +63,7 @@ LABELS = {
     "masking_window": "ObservationMasking + window (bounded)",
     "running_summary": "RunningSummary",
     "langmem": "langmem summarize_messages",
+    "summarization_middleware": "langchain SummarizationMiddleware",
     "trim_messages": "langchain trim_messages",
     "budget": "BudgetPolicy",
     "thinker": "ThinkerPolicy",
@@ -214,6 +217,69 @@ class LangMemBaseline(_LangChainBaseline):
         return [self.to_dict(m) for m in result.messages], 0.0, actions
 
 
+SUMMARY_PREFIX = "Here is a summary of the conversation to date:"  # the message SummarizationMiddleware writes
+
+
+class SummarizationMiddlewareBaseline(_LangChainBaseline):
+    """langchain.agents.middleware.SummarizationMiddleware, LangChain v1's middleware for `create_agent`, driven the
+    way create_agent drives it: its `before_model` hook runs on the graph state before every model call, and the
+    update it returns (remove every message, then its summary message and the messages it preserved) becomes the
+    state the next messages are appended to. The system prompt stays outside the state (create_agent's
+    `system_prompt`); the task message is state like any other, as it is under create_agent.
+
+    Configured as a user bounding the request to the budget would: trigger = the tokens the budget leaves beside
+    the system prompt, keep = that less the summary's size (the langmem row's summary size, so both libraries get
+    the same room for a summary), token_counter = agentmem's counter; everything else at its default (the messages
+    to summarize are trimmed to their newest 4,000 tokens first). summarizer = the extractive fold, as langmem's
+    (a previous summary among the messages is merged like a block), so the rows differ by what the library does
+    with the summary, not by the summarizer."""
+
+    def __init__(self, traj: Trajectory, budget: int, summary_tokens: int):
+        super().__init__(traj, budget)
+        from langchain.agents.middleware import SummarizationMiddleware
+        from langchain_core.runnables import RunnableLambda
+
+        first = traj.messages[0] if traj.messages else {}
+        self.system = dict(first) if first.get("role") == "system" else None
+        system_tokens = self.counter.message({k: v for k, v in first.items() if k != "id"}) if self.system else 0
+        room = budget - system_tokens - 3
+        self.summarizer = ExtractiveChatModel(max_tokens=summary_tokens)
+        self.middleware = SummarizationMiddleware(
+            self.summarizer, trigger=("tokens", room), keep=("tokens", max(1, room - summary_tokens - 16)),
+            token_counter=self.count_list, summarizer=RunnableLambda(self._summary))
+        self.state: list[BaseMessage] = []
+        self.seen = 1 if self.system else 0
+
+    def _summary(self, messages: list[BaseMessage]) -> str:
+        """The extractive fold of `messages`; a previous summary among them is re-folded like a block."""
+        prompt: list[BaseMessage] = []
+        earlier = ""
+        for msg in messages:
+            text = msg.content if isinstance(msg.content, str) else ""
+            if isinstance(msg, HumanMessage) and text.startswith(SUMMARY_PREFIX):
+                earlier = text[len(SUMMARY_PREFIX):].strip()
+            else:
+                prompt.append(msg)
+        head = "This is summary of the conversation so far: "  # the form ExtractiveChatModel merges
+        closing = HumanMessage(content=head + earlier if earlier else "Summarize the conversation.")
+        return str(self.summarizer.invoke([*prompt, closing]).content)
+
+    def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
+        new = [dict(m) for m in history[self.seen:]]
+        self.seen = len(history)
+        for m in new:
+            self.originals[m["id"]] = m
+        self.state.extend(convert_to_messages(new))
+        update = self.middleware.before_model({"messages": self.state}, None)
+        actions = []
+        if update is not None:
+            _remove_all, *kept = update["messages"]
+            actions.append({"kind": "summarize", "summarized": len(self.state) - len(kept) + 1})
+            self.state = kept
+        view = [self.to_dict(m) for m in self.state]
+        return ([self.system] if self.system else []) + view, 0.0, actions
+
+
 # --- running -------------------------------------------------------------------------------------------------
 def parse_spec(spec: str) -> tuple[str, str | None]:
     name, _, thinker = spec.partition("@")
@@ -235,6 +301,10 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
                                       carried=carried[traj.id])
                 elif name == "trim_messages":
                     it = replay_views(traj, TrimBaseline(traj, budget), carried=carried[traj.id])
+                elif name == "summarization_middleware":
+                    it = replay_views(traj, SummarizationMiddlewareBaseline(traj, budget,
+                                                                            langmem_summary_tokens(traj, budget)),
+                                      carried=carried[traj.id])
                 else:
                     thinker = None
                     if thinker_spec:

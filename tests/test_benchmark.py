@@ -63,6 +63,29 @@ def test_library_baselines_give_valid_bounded_views(bench, name):
                    for m in rounds[-1].view)
 
 
+def test_summarization_middleware_baseline_drives_the_real_middleware_on_its_state(bench):
+    """LangChain v1's SummarizationMiddleware through its before_model hook: the state becomes its summary message
+    and the preserved messages, the system prompt stays outside, a later summary folds the earlier one in, and
+    every view is one a provider accepts (the middleware never splits a call from its result)."""
+    traj = _traj(60)
+    fn = bench.SummarizationMiddlewareBaseline(traj, 3000, 600)
+    rounds = list(replay_views(traj, fn))
+    assert len(rounds) == 60
+    for r in rounds:
+        validate_history(r.view)
+        assert r.record["invalid_view"] is None
+        assert r.view[0]["role"] == "system" and r.view[0]["content"] == traj.messages[0]["content"]
+    summaries = [r for r in rounds if r.record["actions"]]
+    assert len(summaries) >= 2
+    last = rounds[-1].view
+    assert last[1]["role"] == "user" and last[1]["content"].startswith(bench.SUMMARY_PREFIX)
+    assert "## lines kept" in last[1]["content"]
+    assert not any(m["content"] == traj.messages[1]["content"] for m in last)  # the task was summarized too
+    assert max(r.record["view_tokens"] for r in rounds) <= 3000 + 200
+    assert rounds[-1].record["view_tokens"] < rounds[-1].record["raw_tokens"] / 3
+    assert fn.summarizer.calls == len(summaries)  # one summary per trigger, each from the extractive fold
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_run(bench, tmp_path, capsys):
     swe, tau = tmp_path / "swe.jsonl", tmp_path / "tau.jsonl"
