@@ -3,7 +3,8 @@
 Runs `agentmem run --env appworld-lite --task all --agent scripted --policy P --budget B` for every policy and
 budget (the CLI itself, in a subprocess, so the figures are what a user gets), then prints one table (TGC/SGC per
 difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
-The `trim_messages` and `langmem` rows run in-process through the adapters bench/benchmark.py has for replays.
+The `trim_messages`, `langmem` and `summarization_middleware` rows run in-process through the adapters
+bench/benchmark.py has for replays.
 
     python bench/appworld_policies.py                         # all policies at 6000 and 4000, all 108 tasks
     python bench/appworld_policies.py --budgets 6000 --policies noop,window,budget --difficulty hard
@@ -27,11 +28,12 @@ from pathlib import Path
 # "+norecall": the same policy without the recall_memory tool (a sliding window without an archive is what
 # langchain's trim_messages does)
 POLICIES = ["noop", "window", "window+norecall", "observation_masking", "running_summary", "trim_messages",
-            "langmem", "budget", "budget+norecall", "thinker"]
+            "langmem", "summarization_middleware", "budget", "budget+norecall", "thinker"]
 # the libraries people use today, run in-process through the adapters bench/benchmark.py has for replays
-# (langchain_core trim_messages; langmem summarize_messages with agentmem's extractive fold as its offline
-# summarizer model): they keep no archive, so the agent gets no recall tool
-LIBRARIES = {"trim_messages", "langmem"}
+# (langchain_core trim_messages; langmem summarize_messages and LangChain v1's SummarizationMiddleware with
+# agentmem's extractive fold as their offline summarizer model): they keep no archive, so the agent gets no recall
+# tool
+LIBRARIES = {"trim_messages", "langmem", "summarization_middleware"}
 DIFFS = ["easy", "medium", "hard"]
 # what each row is, in the table: which rows are plain context windows / summaries (what people use today) and
 # which get agentmem's lossless archive and its recall_memory tool (an agentmem memory, whatever its view policy)
@@ -43,6 +45,7 @@ MEMORY = {
     "running_summary": "running summary + newest rounds + agentmem recall tool",
     "trim_messages": "newest rounds only (langchain trim_messages)",
     "langmem": "summary + newest rounds (langmem summarize_messages), no recall",
+    "summarization_middleware": "summary + newest messages (langchain SummarizationMiddleware), no recall",
     "budget": "agentmem fold blocks + newest rounds + archive & recall tool",
     "budget+norecall": "agentmem fold blocks + newest rounds, no recall",
     "thinker": "agentmem thinker (no model: extractive blocks) + recall tool",
@@ -54,12 +57,14 @@ def library_view_fn(name: str, budget: int):
     from types import SimpleNamespace
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchmark import LangMemBaseline, TrimBaseline, langmem_summary_tokens
+    from benchmark import LangMemBaseline, SummarizationMiddlewareBaseline, TrimBaseline, langmem_summary_tokens
 
     def make(first_history: list[dict]):
         traj = SimpleNamespace(model=MODEL, messages=first_history)  # what the adapters read of a trajectory
         if name == "trim_messages":
             return TrimBaseline(traj, budget)
+        if name == "summarization_middleware":
+            return SummarizationMiddlewareBaseline(traj, budget, langmem_summary_tokens(traj, budget))
         return LangMemBaseline(traj, budget, langmem_summary_tokens(traj, budget), fit_budget=True)
 
     return make
