@@ -209,6 +209,42 @@ def _echoes_prompt(line: str, source: str) -> bool:
     return len(text) >= 12 and text not in source and any(text in t for t in _TEMPLATE_LINES)
 
 
+# "- **done:** the edit", "**notes:** …": a category a small model wrote as a bold label in front of its entry
+_LABELLED_ENTRY = re.compile(r"^(?:- )?\*\*(" + "|".join(_CATEGORIES) + r")(?::\*\*|\*\*:)\s*(\S.*)$")
+
+
+def _normalized(lines: Sequence[str]) -> list[str]:
+    """A small model's rendering of the asked-for structure, put right before it is parsed: a section heading or a
+    call header written as a bullet (`- ## lines kept …`, `- » bash: grep …`) is a heading again, a call header
+    written among the state entries opens the lines section, and an entry with its category as a bold label
+    (`- **done:** …`) goes under that category. Read off a sampled thinking block whose copied lines had all
+    become notes."""
+    out: list[str] = []
+    section = ""
+    for line in lines:
+        bare = line[2:] if line.startswith("- ") else line
+        if bare.strip() in (STATE_HEAD, LINES_HEAD):
+            section = "state" if bare.strip() == STATE_HEAD else "lines"
+            if not out or out[-1] != bare.strip():
+                out.append(bare.strip())
+            continue
+        if bare.startswith(_GROUP):
+            if section != "lines":
+                section = "lines"
+                out.append(LINES_HEAD)
+            out.append(bare)
+            continue
+        labelled = _LABELLED_ENTRY.match(line) if section != "lines" else None
+        if labelled:
+            if section != "state":
+                section = "state"
+                out.append(STATE_HEAD)
+            out += [labelled.group(1) + ":", "- " + labelled.group(2)]
+            continue
+        out.append(line)
+    return out
+
+
 def _structured(kept: Sequence[str]) -> tuple[dict[str, list[str]], list[tuple[str | None, list[str]]]]:
     """The thinker's kept lines in the extractive fold's structure: its state entries and line groups when it wrote
     the asked-for sections; any other line it wrote becomes a note (nothing it wrote is lost, repeats are kept
@@ -291,7 +327,7 @@ def summarize_by_thinking(view: View, *, span: Sequence[str], thinking: str, cou
         echoes = why.count("echo of the prompt's template")
         raise EmptyThinkingError(f"nothing usable in the thinker's output: {len(dropped) - echoes} line(s) failed the "
                                  f"faithfulness guard, {echoes} echoed the prompt, {len(empty)} said nothing")
-    state, groups = _structured([ln.rstrip() for ln in kept])
+    state, groups = _structured(_normalized([ln.rstrip() for ln in kept]))
     reserve = config.lines_tokens if config.merge_lines else 0
     body = fit_to_budget(_render(state, groups), max(16, size - reserve), counter)
     merged: list[tuple[str | None, list[str]]] = []
