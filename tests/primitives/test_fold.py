@@ -347,9 +347,8 @@ def test_a_dispatcher_tool_call_that_changes_something_is_done_state():
     assert '"send_money"' in done and "show_bills" not in done
 
 
-def test_a_small_block_keeps_its_newest_effect_cut_to_fit():
-    """A block whose state section has less room than one whole entry keeps the entry cut to the room (read off
-    an appworld-lite view: 110 folded messages with seven payments and no `done:` entry)."""
+def _fold_one_payment(state_share: float):
+    """One `send_money` call (with its access token) folded into a 300-token block: the event and its state."""
     args = json.dumps({"app_name": "venmo", "api_name": "send_money", "arguments": {
         "access_token": "at-venmo-5f0c2a9e1b7d", "receiver_email": "kristin.white@example.com", "amount": 116.18,
         "description": "Electricity bill of November, invoice INV-2024-11-0093"}})
@@ -358,8 +357,14 @@ def test_a_small_block_keeps_its_newest_effect_cut_to_fit():
            {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok", "response": {"transaction_id": 4411}}'}]
     view = view_of(parse_messages(raw))
     _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
-                 config=FoldConfig(state_share=0.15))
-    state = _body(ev.text).split(LINES_HEAD)[0]
+                 config=FoldConfig(state_share=state_share))
+    return ev, _body(ev.text).split(LINES_HEAD)[0]
+
+
+def test_a_small_block_keeps_its_newest_effect_cut_to_fit():
+    """A block whose state section has less room than one whole entry keeps the entry cut to the room (read off
+    an appworld-lite view: 110 folded messages with seven payments and no `done:` entry)."""
+    _ev, state = _fold_one_payment(0.15)
     assert COUNTER.text(state) <= 45
     assert "done:\n- call_api(" in state and '"send_money"' in state and state.rstrip().endswith("…")
 
@@ -368,16 +373,7 @@ def test_a_cut_state_entry_keeps_what_the_call_did_before_its_credential():
     """A state entry puts a call's credentials after its other arguments, so a cut keeps whom it paid (an
     appworld-lite block read `send_money(arguments={"access_token": …` and lost the payee); the group header keeps
     the call's own order (an agent reads its token there to go on calling)."""
-    args = json.dumps({"app_name": "venmo", "api_name": "send_money", "arguments": {
-        "access_token": "at-venmo-5f0c2a9e1b7d", "receiver_email": "kristin.white@example.com", "amount": 116.18,
-        "description": "Electricity bill of November, invoice INV-2024-11-0093"}})
-    raw = [{"role": "user", "content": "pay the bills"},
-           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "call_api", "arguments": args}]},
-           {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok", "response": {"transaction_id": 4411}}'}]
-    view = view_of(parse_messages(raw))
-    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
-                 config=FoldConfig(state_share=0.2))
-    state = _body(ev.text).split(LINES_HEAD)[0]
+    ev, state = _fold_one_payment(0.2)
     assert state.rstrip().endswith("…")  # cut to fit
     assert '"receiver_email": "kristin.white@example.com"' in state and "at-venmo" not in state
     assert '» call_api(app_name="venmo", api_name="send_money", arguments={"access_token": "at-venmo' in ev.text
