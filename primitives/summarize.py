@@ -209,16 +209,17 @@ def _echoes_prompt(line: str, source: str) -> bool:
     return len(text) >= 12 and text not in source and any(text in t for t in _TEMPLATE_LINES)
 
 
-# "- **done:** the edit", "**notes:** …": a category a small model wrote as a bold label in front of its entry
-_LABELLED_ENTRY = re.compile(r"^(?:- )?\*\*(" + "|".join(_CATEGORIES) + r")(?::\*\*|\*\*:)\s*(\S.*)$")
+# "- **done:** the edit", "- - `notes:`", "**open**: …": a category a small model wrote as a bullet, in bold or in
+# backticks, alone or in front of its entry
+_LABELLED_ENTRY = re.compile(r"^(?:- )*(\*\*|`)?(" + "|".join(_CATEGORIES) + r")(?:\*\*|`)?:(?:\*\*|`)?\s*(.*)$")
 
 
 def _normalized(lines: Sequence[str]) -> list[str]:
     """A small model's rendering of the asked-for structure, put right before it is parsed: a section heading or a
     call header written as a bullet (`- ## lines kept …`, `- » bash: grep …`) is a heading again, a call header
     written among the state entries opens the lines section, and an entry with its category as a bold label
-    (`- **done:** …`) goes under that category. Read off a sampled thinking block whose copied lines had all
-    become notes."""
+    (`- **done:** …`, `- - \`notes:\``) goes under that category. Read off sampled thinking blocks whose copied
+    lines, or whose categories, had all become notes."""
     out: list[str] = []
     section = ""
     for line in lines:
@@ -235,11 +236,13 @@ def _normalized(lines: Sequence[str]) -> list[str]:
             out.append(bare)
             continue
         labelled = _LABELLED_ENTRY.match(line) if section != "lines" else None
-        if labelled:
+        if labelled and (labelled.group(1) or line.startswith("- ") or not labelled.group(3)):
             if section != "state":
                 section = "state"
                 out.append(STATE_HEAD)
-            out += [labelled.group(1) + ":", "- " + labelled.group(2)]
+            out.append(labelled.group(2) + ":")
+            if labelled.group(3):
+                out.append("- " + labelled.group(3))
             continue
         out.append(line)
     return out

@@ -260,11 +260,11 @@ def test_a_planned_block_size_is_filled_with_salient_lines_beyond_the_background
 
 
 def test_a_small_models_bulleted_structure_is_put_right(view):
-    """Read off a sampled thinking block: the 1.5B model wrote its category names as bold labels and its copied
-    lines as bullets among the notes (`- » get_reservation`, `- ## lines kept …`). They are parsed as the
-    structure they stand for: entries under their category, the copied line under its call."""
+    """Read off sampled thinking blocks: the 1.5B model wrote its category names as bold labels or as bullets in
+    backticks, and its copied lines as bullets among the notes (`- » get_reservation`, `- ## lines kept …`). They
+    are parsed as the structure they stand for: entries under their category, the copied line under its call."""
     thinking = "\n".join([STATE_HEAD, "notes:", "- **done:** looked up reservation ZX9K2P.",
-                          "- **open:** confirm the change with the user.", "- » get_reservation",
+                          "- - `open:`", "- confirm the change with the user.", "- » get_reservation",
                           '- {"user_id": "mia_li_3668", "flights": ["HAT001"], "amount": 1234.56}', f"- {LINES_HEAD}"])
     _, ev = summarize_by_thinking(view, span=_span(view, 2, 5), thinking=thinking, counter=COUNTER,
                                   config=SummarizeConfig(merge_lines=False))
