@@ -218,7 +218,7 @@ def _normalized(lines: Sequence[str]) -> list[str]:
     """A small model's rendering of the asked-for structure, put right before it is parsed: a section heading or a
     call header written as a bullet (`- ## lines kept …`, `- » bash: grep …`) is a heading again, a call header
     written among the state entries opens the lines section, and an entry with its category as a bold label
-    (`- **done:** …`, `- - \`notes:\``) goes under that category. Read off sampled thinking blocks whose copied
+    (`- **done:** …`, or `notes:` in backticks after two bullets) goes under that category. Read off sampled thinking blocks whose copied
     lines, or whose categories, had all become notes."""
     out: list[str] = []
     section = ""
