@@ -115,11 +115,14 @@ class ExtractiveChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content="\n".join(lines)))])
 
 
+# how langmem's prompt quotes the running summary it extends (ExtractiveChatModel merges it like a block)
+LANGMEM_SUMMARY_HEAD = "This is summary of the conversation so far: "
+
+
 def _existing_summary(text: str) -> str:
-    head = "This is summary of the conversation so far: "
-    if not text.startswith(head):
+    if not text.startswith(LANGMEM_SUMMARY_HEAD):
         return ""
-    body = text[len(head):]
+    body = text[len(LANGMEM_SUMMARY_HEAD):]
     cut = body.rfind("\n\nExtend this summary")
     return body[:cut] if cut >= 0 else body
 
@@ -260,8 +263,7 @@ class SummarizationMiddlewareBaseline(_LangChainBaseline):
                 earlier = text[len(SUMMARY_PREFIX):].strip()
             else:
                 prompt.append(msg)
-        head = "This is summary of the conversation so far: "  # the form ExtractiveChatModel merges
-        closing = HumanMessage(content=head + earlier if earlier else "Summarize the conversation.")
+        closing = HumanMessage(content=LANGMEM_SUMMARY_HEAD + earlier if earlier else "Summarize the conversation.")
         return str(self.summarizer.invoke([*prompt, closing]).content)
 
     def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
