@@ -85,9 +85,6 @@ def _arg_strings(arguments: str) -> list[str]:
     return [json.dumps(parsed, ensure_ascii=False)]
 
 
-# argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`)
-_OPERATION_KEYS = frozenset({"api", "api_name", "action", "operation", "op", "method", "function", "endpoint",
-                             "tool", "tool_name", "command_name"})
 # argument keys that hold a credential: a state entry says what a call did, and a token ahead of the arguments is
 # what a cut keeps (a `done:` entry cut to fit read `call_api(app="payments", api="send_money", arguments={
 # "access_token": …` and lost the payee and the amount)
@@ -154,6 +151,9 @@ def _latest_per_call(entries: list[tuple[float, str]]) -> list[tuple[float, str]
     return sorted(newest.values())
 
 
+# argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`)
+_OPERATION_KEYS = frozenset({"api", "api_name", "action", "operation", "op", "method", "function", "endpoint",
+                             "tool", "tool_name", "command_name"})
 
 
 def _has_effect(name: str, arguments: str) -> bool:

@@ -218,16 +218,17 @@ def _normalized(lines: Sequence[str]) -> list[str]:
     """A small model's rendering of the asked-for structure, put right before it is parsed: a section heading or a
     call header written as a bullet (`- ## lines kept …`, `- » bash: grep …`) is a heading again, a call header
     written among the state entries opens the lines section, and an entry with its category as a bold label
-    (`- **done:** …`, or `notes:` in backticks after two bullets) goes under that category. Read off sampled thinking blocks whose copied
-    lines, or whose categories, had all become notes."""
+    (`- **done:** …`, or `notes:` in backticks after two bullets) goes under that category. Read off sampled
+    thinking blocks whose copied lines, or whose categories, had all become notes."""
     out: list[str] = []
     section = ""
     for line in lines:
         bare = line[2:] if line.startswith("- ") else line
-        if bare.strip() in (STATE_HEAD, LINES_HEAD):
-            section = "state" if bare.strip() == STATE_HEAD else "lines"
-            if not out or out[-1] != bare.strip():
-                out.append(bare.strip())
+        heading = bare.strip()
+        if heading in (STATE_HEAD, LINES_HEAD):
+            section = "state" if heading == STATE_HEAD else "lines"
+            if not out or out[-1] != heading:
+                out.append(heading)
             continue
         if bare.startswith(_GROUP):
             if section != "lines":
