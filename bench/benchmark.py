@@ -250,8 +250,7 @@ class SummarizationMiddlewareBaseline(_LangChainBaseline):
         self.middleware = SummarizationMiddleware(
             self.summarizer, trigger=("tokens", room), keep=("tokens", max(1, room - summary_tokens - 16)),
             token_counter=self.count_list, summarizer=RunnableLambda(self._summary))
-        self.state: list[BaseMessage] = []
-        self.seen = 1 if self.system else 0
+        self.state: list[BaseMessage] = []  # the graph state: every message but the system prompt, as updated
 
     def _summary(self, messages: list[BaseMessage]) -> str:
         """The extractive fold of `messages`; a previous summary among them is re-folded like a block."""
@@ -267,11 +266,9 @@ class SummarizationMiddlewareBaseline(_LangChainBaseline):
         return str(self.summarizer.invoke([*prompt, closing]).content)
 
     def __call__(self, history: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], float, list]:
-        new = [dict(m) for m in history[self.seen:]]
-        self.seen = len(history)
-        for m in new:
-            self.originals[m["id"]] = m
-        self.state.extend(convert_to_messages(new))
+        before = len(self.lc)
+        self._extend(history)
+        self.state.extend(self.lc[max(before, 1 if self.system else 0):])
         update = self.middleware.before_model({"messages": self.state}, None)
         actions = []
         if update is not None:
