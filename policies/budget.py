@@ -73,6 +73,13 @@ class BudgetConfig(PolicyConfig):
     min_new_block_ratio: float = Field(default=0.15, gt=0, le=1,
                                        description="Merge the blocks when less than this share of the allotment "
                                                    "is left for a new one.")
+    regrow_block_ratio: float = Field(default=0.1, ge=0, lt=1,
+                                      description="The newest block, when smaller than this share of the allotment "
+                                                  "(squeezed by a large newest round, or folded from a short span), "
+                                                  "is merged into the next fold, which selects again from the "
+                                                  "messages it stands for with the room the fold has. 0 -> 0.1: "
+                                                  "held-out SWE@6000 values last seen 10+ rounds back 86.0 -> "
+                                                  "89.2 %, SWE@8000 87.2 -> 87.7 %, SWE@6000 81.8 (same).")
     keep_recall_ratio: float = Field(default=0.9, ge=0, lt=1,
                                      description="Share of the space after the pinned task that a trailing run of "
                                                  "recall rounds (answers the agent is still reading) may hold "
@@ -224,6 +231,9 @@ class BudgetPolicy(Policy):
         first = start
         while blocks and room < allotment * cfg.min_new_block_ratio:
             first, tokens = blocks.pop()
+            room += tokens
+        if first == start and blocks and blocks[-1][1] < allotment * cfg.regrow_block_ratio:
+            first, tokens = blocks.pop()  # a small newest block re-grows: merged, it selects again from its originals
             room += tokens
         raw_left = sum(it.tokens - saved.get(it.key, 0) for it in view.items[start:])
         raw_span: list[str] = []

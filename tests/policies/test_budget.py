@@ -107,20 +107,21 @@ def test_blocks_stay_in_place_until_the_allotment_is_full_then_merge():
             if isinstance(a, FoldAction):
                 head = pinned_head(view)
                 allotment = int((5000 - sum(it.tokens for it in view.items[:head])) * 0.4)
-                leading = 0
+                leading, newest = 0, None
                 for it in view.items[head:]:
                     if not isinstance(it, BlockItem):
                         break
-                    leading += it.tokens
-                folds.append((any(k.startswith("blk-") for k in a.span), leading, allotment - leading))
+                    leading, newest = leading + it.tokens, it.tokens
+                folds.append((any(k.startswith("blk-") for k in a.span), leading, allotment - leading, newest))
                 if not folds[-1][0]:
                     assert a.block_tokens <= allotment - leading
         view = _apply(view, actions)
         view.validate(allow_open_tail=False)
         assert view.tokens <= 5000
     assert len(folds) >= 4 and any(f[0] for f in folds) and any(not f[0] for f in folds)
-    for merged, _leading, room in folds:
-        assert merged == (room < cfg.min_new_block_ratio * (room + _leading)), folds  # merge only when full
+    for merged, leading, room, newest in folds:  # merge only when full, or to re-grow a small newest block
+        small = newest is not None and newest < cfg.regrow_block_ratio * (room + leading)
+        assert merged == (room < cfg.min_new_block_ratio * (room + leading) or small), folds
     assert view.keys()[:2] == [msgs[0].id, msgs[1].id]
 
 
@@ -255,3 +256,23 @@ def test_memory_gives_way_to_a_huge_newest_round_down_to_its_floor():
     assert after.tokens <= 5000
     left = sum(it.tokens for it in after.items[head:] if isinstance(it, BlockItem))
     assert int(space * cfg.memory_ratio * cfg.min_memory_ratio) <= left < memory
+
+
+@pytest.mark.parametrize("regrow", [0.1, 0.0])
+def test_a_small_newest_block_is_merged_into_the_next_fold(regrow):
+    """A block left small (squeezed by a large newest round, or folded from a short span) is merged into the next
+    fold, which selects again from the messages it stands for with the room that fold has; with
+    regrow_block_ratio 0 it stays and the next fold makes a block of its own after it."""
+    cfg = BudgetConfig(budget_tokens=5000, working_ratio=0, regrow_block_ratio=regrow)
+    view = view_of(parse_messages(synthetic_history(40, output_chars=600)))
+    units = view.units()
+    view = _apply(view, [FoldAction(span=tuple(view.keys()[units[2][0]:units[4][1]]), block_tokens=40)])
+    small = view.items[pinned_head(view)]
+    assert isinstance(small, BlockItem) and small.tokens < 0.1 * 0.8 * 5000 and view.tokens > 5000
+    folds = [a for a in BudgetPolicy(cfg).decide(view, CTX) if isinstance(a, FoldAction)]
+    assert len(folds) == 1 and (folds[0].span[0] == small.key) == (regrow > 0)
+    after = _apply(view, folds)
+    after.validate(allow_open_tail=False)
+    assert after.tokens <= 5000
+    if regrow:
+        assert small.key not in after.keys() and after.items[pinned_head(after)].tokens > small.tokens

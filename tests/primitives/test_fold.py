@@ -344,7 +344,7 @@ def test_a_dispatcher_tool_call_that_changes_something_is_done_state():
     _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
                  config=FoldConfig(state_share=0.6))
     done = ev.text.split("done:\n", 1)[1].split(LINES_HEAD)[0]
-    assert '"send_money"' in done and "show_bills" not in done
+    assert "payments.send_money(amount=116.18) → status=ok" in done and "show_bills" not in done
 
 
 def _fold_one_payment(state_share: float):
@@ -361,19 +361,58 @@ def _fold_one_payment(state_share: float):
     return ev, _body(ev.text).split(LINES_HEAD)[0]
 
 
-def test_a_small_block_keeps_its_newest_effect_cut_to_fit():
+def test_a_small_block_keeps_its_newest_effect_cut_to_fit_and_it_says_whom_it_paid():
     """A block whose state section has less room than one whole entry keeps the entry cut to the room (read off
-    an appworld-lite view: 110 folded messages with seven payments and no `done:` entry)."""
+    an appworld-lite view: 110 folded messages with seven payments and no `done:` entry). The entry is compact
+    enough that the cut keeps the payee: a real block's ~20 tokens of room held only `call_api(app="payments",
+    api="send_money", arguments={"receiver_email": …` in the JSON form of the call."""
     _ev, state = _fold_one_payment(0.15)
     assert COUNTER.text(state) <= 45
-    assert "done:\n- call_api(" in state and '"send_money"' in state and state.rstrip().endswith("…")
+    assert 'done:\n- venmo.send_money(receiver_email="kristin.white@example.com"' in state
+    assert state.rstrip().endswith("…")
 
 
-def test_a_cut_state_entry_keeps_what_the_call_did_before_its_credential():
-    """A state entry puts a call's credentials after its other arguments, so a cut keeps whom it paid (an
-    appworld-lite block read `send_money(arguments={"access_token": …` and lost the payee); the group header keeps
-    the call's own order (an agent reads its token there to go on calling)."""
+def test_a_state_entry_names_the_operation_without_its_credential():
+    """A state entry says what a dispatcher call did (`venmo.send_money(…) → outcome`) and leaves the access token
+    out; the group header keeps the call as it was made (an agent reads its token there to go on calling)."""
     ev, state = _fold_one_payment(0.2)
-    assert state.rstrip().endswith("…")  # cut to fit
-    assert '"receiver_email": "kristin.white@example.com"' in state and "at-venmo" not in state
+    assert ('- venmo.send_money(receiver_email="kristin.white@example.com", amount=116.18, description="Electricity'
+            in state) and "→ status=ok" in state
+    assert "at-venmo" not in state and "access_token" not in state and "call_api" not in state
     assert '» call_api(app_name="venmo", api_name="send_money", arguments={"access_token": "at-venmo' in ev.text
+
+
+def _squeezed_block():
+    """Rounds 1-4 of a synthetic history folded into a 120-token block (it keeps one of the four outputs)."""
+    view = view_of(parse_messages(synthetic_history(8, output_chars=300)))
+    units = view.units()
+    view, ev = fold(view, span=_span(view, units[2][0], units[5][1]), counter=COUNTER, block_tokens=120)
+    dropped = [f"/data/invoices/{i}_0.json" for i in range(3) if f"/data/invoices/{i}_0.json" not in ev.text]
+    assert dropped, "the small block must have left some outputs out"
+    return view, view.get(f"blk-{ev.seq}"), dropped
+
+
+def test_a_merge_with_room_selects_again_from_what_its_blocks_stand_for():
+    """A block squeezed small (memory gave way to a large newest round) keeps few lines; merged later with room,
+    the merge reads the block's original messages, so the lines it dropped compete again."""
+    view, blk, dropped = _squeezed_block()
+    nxt = view.units()[3]  # the round after the block
+    span = [blk.key] + _span(view, nxt[0], nxt[1])
+    _, ev = fold(view, span=span, counter=COUNTER, block_tokens=600)
+    assert all(path in ev.text for path in dropped)
+
+
+def test_a_merge_that_shrinks_the_memory_chooses_among_the_lines_its_blocks_kept():
+    """Below `reselect_ratio` of what the blocks hold, the merge picks from the blocks' kept lines (and the new
+    rounds), not from every original: a tiny block selected afresh from a whole session is a lottery (an
+    appworld-lite task lost its credentials line to an echo of a login's arguments)."""
+    view, blk, dropped = _squeezed_block()
+    nxt = view.units()[3]
+    span = [blk.key] + _span(view, nxt[0], nxt[1])
+    size = 300
+    _, reread = fold(view, span=span, counter=COUNTER, block_tokens=size)  # 300 >= 0.8 x the block's tokens
+    assert any(path in reread.text for path in dropped)
+    _, squeezed = fold(view, span=span, counter=COUNTER, block_tokens=size,
+                       config=FoldConfig(reselect_ratio=size / blk.tokens + 0.1))
+    assert not any(path in squeezed.text for path in dropped)
+    assert "/data/invoices/3_0.json" in blk.text and "/data/invoices/3_0.json" in squeezed.text
