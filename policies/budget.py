@@ -78,8 +78,8 @@ class BudgetConfig(PolicyConfig):
                                                   "(squeezed by a large newest round, or folded from a short span), "
                                                   "is merged into the next fold, which selects again from the "
                                                   "messages it stands for with the room the fold has. 0 -> 0.1: "
-                                                  "held-out SWE@6000 values last seen 10+ rounds back 86.0 -> "
-                                                  "89.2 %, SWE@8000 87.2 -> 87.7 %, SWE@6000 81.8 (same).")
+                                                  "held-out SWE@6000 values last seen 10+ rounds back 86.7 -> "
+                                                  "89.7 %, SWE@8000 87.7 -> 87.9 %, SWE@6000 81.4 (same).")
     keep_recall_ratio: float = Field(default=0.9, ge=0, lt=1,
                                      description="Share of the space after the pinned task that a trailing run of "
                                                  "recall rounds (answers the agent is still reading) may hold "

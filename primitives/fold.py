@@ -93,8 +93,10 @@ def _arg_strings(arguments: str) -> list[str]:
     return [json.dumps(parsed, ensure_ascii=False)]
 
 
-# argument keys that hold a credential: a state entry says what a call did, and leaves them out (a `done:` entry
-# cut to fit read `call_api(app="payments", api="send_money", arguments={"access_token": …` and lost the payee)
+# argument keys that hold a credential: a state entry says what a call did and puts them last, where a cut takes
+# them first (a `done:` entry cut to fit read `call_api(app="payments", api="send_money", arguments={"access_token":
+# …` and lost the payee); they stay when there is room (an agent without recall reads its token there: leaving them
+# out cost langmem's appworld-lite row `todo_complete_overdue_high-0`, its summary being agentmem's fold)
 _CREDENTIAL_KEY = re.compile(r"(?i)(?:^|_)(?:access_token|refresh_token|auth_token|token|password|passwd|secret|"
                              r"api_?key|authorization|credentials?|cookie)$")
 # argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`), the
@@ -113,12 +115,14 @@ def _parsed_arguments(arguments: str) -> Any:
         return arguments
 
 
-def _without_credentials(value: Any) -> Any:
-    """`value` without the credential keys of any object in it, at any depth."""
+def _credentials_last(value: Any) -> Any:
+    """`value` with, in each object at any depth, the credential keys moved after the others (which keep their
+    order)."""
     if isinstance(value, dict):
-        return {k: _without_credentials(v) for k, v in value.items() if not _CREDENTIAL_KEY.search(str(k))}
+        keys = sorted(value, key=lambda k: bool(_CREDENTIAL_KEY.search(str(k))))  # stable: the rest keep their order
+        return {k: _credentials_last(value[k]) for k in keys}
     if isinstance(value, list):
-        return [_without_credentials(v) for v in value]
+        return [_credentials_last(v) for v in value]
     return value
 
 
@@ -140,21 +144,27 @@ def _call_label(name: str, parsed: Any, max_chars: int = 140) -> str:
     if isinstance(parsed, dict) and len(parsed) == 1 and isinstance(next(iter(parsed.values())), str):
         text = f"{name}: " + " ".join(next(iter(parsed.values())).split())
     elif isinstance(parsed, dict):
-        text = f"{name}(" + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in parsed.items()) + ")"
+        return _keyword_label(name, parsed, max_chars)
     else:
         text = f"{name}({' '.join(str(parsed).split())})"
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def _keyword_label(name: str, arguments: dict, max_chars: int) -> str:
+    """`name(k=v, …)`, values as JSON; one line, cut."""
+    text = f"{name}(" + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items()) + ")"
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 
 def _entry_label(name: str, parsed: Any, max_chars: int = 140) -> str:
     """A state entry's label, compact because entries are cut to the room left: a dispatcher call is named by its
     operation, with the operation's own arguments (`payments.send_money(receiver_email="…", amount=12.5)` for
-    `call_api(app="payments", api="send_money", arguments={…})`), and credentials are left out."""
+    `call_api(app="payments", api="send_money", arguments={…})`), and credentials come last."""
     if not isinstance(parsed, dict):
         return _call_label(name, parsed, max_chars)
     named = _operation(parsed)
     if named is None:
-        return _call_label(name, _without_credentials(parsed), max_chars)
+        return _call_label(name, _credentials_last(parsed), max_chars)
     operation, naming_keys = named
     flat: dict[str, Any] = {}
     for k, v in parsed.items():
@@ -164,9 +174,7 @@ def _entry_label(name: str, parsed: Any, max_chars: int = 140) -> str:
             flat.update(v)
         else:
             flat[k] = v
-    args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in _without_credentials(flat).items())
-    text = f"{operation}({args})"
-    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    return _keyword_label(operation, _credentials_last(flat), max_chars)
 
 
 _FAILED_SEP = " → "

@@ -347,11 +347,11 @@ def test_a_dispatcher_tool_call_that_changes_something_is_done_state():
     assert "payments.send_money(amount=116.18) → status=ok" in done and "show_bills" not in done
 
 
-def _fold_one_payment(state_share: float):
+def _fold_one_payment(state_share: float, description: str = "Electricity bill of November, invoice INV-2024-11-0093"):
     """One `send_money` call (with its access token) folded into a 300-token block: the event and its state."""
     args = json.dumps({"app_name": "venmo", "api_name": "send_money", "arguments": {
         "access_token": "at-venmo-5f0c2a9e1b7d", "receiver_email": "kristin.white@example.com", "amount": 116.18,
-        "description": "Electricity bill of November, invoice INV-2024-11-0093"}})
+        "description": description}})
     raw = [{"role": "user", "content": "pay the bills"},
            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "call_api", "arguments": args}]},
            {"role": "tool", "tool_call_id": "c1", "content": '{"status": "ok", "response": {"transaction_id": 4411}}'}]
@@ -372,13 +372,13 @@ def test_a_small_block_keeps_its_newest_effect_cut_to_fit_and_it_says_whom_it_pa
     assert state.rstrip().endswith("…")
 
 
-def test_a_state_entry_names_the_operation_without_its_credential():
-    """A state entry says what a dispatcher call did (`venmo.send_money(…) → outcome`) and leaves the access token
-    out; the group header keeps the call as it was made (an agent reads its token there to go on calling)."""
-    ev, state = _fold_one_payment(0.2)
-    assert ('- venmo.send_money(receiver_email="kristin.white@example.com", amount=116.18, description="Electricity'
-            in state) and "→ status=ok" in state
-    assert "at-venmo" not in state and "access_token" not in state and "call_api" not in state
+def test_a_state_entry_names_the_operation_with_its_credential_last():
+    """A state entry says what a dispatcher call did (`venmo.send_money(…) → outcome`), the access token after the
+    other arguments (a cut takes it first; an agent without recall may still need it); the group header keeps the
+    call as it was made (an agent reads its token there to go on calling)."""
+    ev, state = _fold_one_payment(0.3, description="Electricity")
+    assert ('- venmo.send_money(receiver_email="kristin.white@example.com", amount=116.18, description="Electricity", '
+            'access_token="at') in state and "call_api" not in state  # the label's 120 characters end in the token
     assert '» call_api(app_name="venmo", api_name="send_money", arguments={"access_token": "at-venmo' in ev.text
 
 
