@@ -95,8 +95,8 @@ def _arg_strings(arguments: str) -> list[str]:
 
 # argument keys that hold a credential: a state entry says what a call did and puts them last, where a cut takes
 # them first (a `done:` entry cut to fit read `call_api(app="payments", api="send_money", arguments={"access_token":
-# …` and lost the payee); they stay when there is room (an agent without recall reads its token there: leaving them
-# out cost langmem's appworld-lite row `todo_complete_overdue_high-0`, its summary being agentmem's fold)
+# …` and lost the payee); they stay when there is room, since an agent may still need its token and a summary
+# without the call's group header keeps it nowhere else (leaving them out measured the same on SWE and appworld-lite)
 _CREDENTIAL_KEY = re.compile(r"(?i)(?:^|_)(?:access_token|refresh_token|auth_token|token|password|passwd|secret|"
                              r"api_?key|authorization|credentials?|cookie)$")
 # argument keys through which a dispatcher tool names the operation it runs (`call_api(api="send_money")`), the
