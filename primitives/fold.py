@@ -83,14 +83,11 @@ _NARRATION = re.compile(r"^(?:(?:first|now|next|then|ok|okay|great|good|perfect|
                         r"(?:let me|let's|let us|i'll|i will|i'm going to|i am going to)\b")
 
 
-def _arg_strings(arguments: str) -> list[str]:
-    try:
-        parsed = json.loads(arguments or "{}")
-    except json.JSONDecodeError:
-        return [arguments]
+def _arg_strings(parsed: Any) -> list[str]:
+    """A call's argument values as text. `parsed`: see `_parsed_arguments`."""
     if isinstance(parsed, dict):
         return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in parsed.values()]
-    return [json.dumps(parsed, ensure_ascii=False)]
+    return [parsed if isinstance(parsed, str) else json.dumps(parsed, ensure_ascii=False)]
 
 
 # argument keys that hold a credential: a state entry says what a call did and puts them last, where a cut takes
@@ -204,15 +201,15 @@ def _latest_per_call(entries: list[tuple[float, str]]) -> list[tuple[float, str]
     return sorted(newest.values())
 
 
-def _has_effect(name: str, arguments: str, parsed: Any) -> bool:
+def _has_effect(name: str, parsed: Any) -> bool:
     """Whether a call changes something: its tool name says so, or (for a dispatcher tool) the operation it names,
-    or its shell command writes. `parsed`: the arguments as `_parsed_arguments` reads them."""
+    or its shell command writes. `parsed`: see `_parsed_arguments`."""
     names = [name]
     if isinstance(parsed, dict):
         names += [v for k, v in parsed.items() if k.lower() in _OPERATION_KEYS and isinstance(v, str) and len(v) < 80]
     if any(set(re.split(r"[^a-z]+", n.lower())) & _EFFECT_VERBS for n in names):
         return True
-    return any(_SHELL_EFFECT.search(s) for s in _arg_strings(arguments) if len(s) < 20000)
+    return any(_SHELL_EFFECT.search(s) for s in _arg_strings(parsed) if len(s) < 20000)
 
 
 def _cut(text: str, n: int) -> str:
@@ -314,7 +311,7 @@ def _message_terms(msg: Message) -> frozenset[str]:
     if isinstance(msg.content, str):
         found |= terms(msg.content)
     for tc in msg.tool_calls:
-        for s in _arg_strings(tc.arguments):
+        for s in _arg_strings(_parsed_arguments(tc.arguments)):
             found |= terms(s[:20000])
     result = frozenset(found)
     if len(_TERMS_CACHE) >= 4096:  # a few sessions' agent turns; cleared, not grown (it holds the messages)
@@ -383,7 +380,7 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                 names[tc.id] = tc.name
                 parsed = _parsed_arguments(tc.arguments)
                 calls[tc.id] = (_call_label(tc.name, parsed), _entry_label(tc.name, parsed),
-                                _has_effect(tc.name, tc.arguments, parsed))
+                                _has_effect(tc.name, parsed))
             if isinstance(msg.content, str) and msg.content.strip():
                 state["notes"].extend((order, s) for s in _notes(msg.content, config.max_note_chars))
         elif msg.role == "tool":
