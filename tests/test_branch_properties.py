@@ -39,7 +39,10 @@ def _run(data: st.DataObject, url: str) -> None:
         return reply
 
     try:
-        for op in data.draw(st.lists(st.sampled_from(OPS), min_size=4, max_size=12), label="ops"):
+        # four rounds first, so every example has a history long enough to fold (random draws alone left one CI
+        # run of 15 examples without a single fold, and the check below failed although nothing was wrong)
+        ops = ["append"] * 4 + data.draw(st.lists(st.sampled_from(OPS), min_size=4, max_size=12), label="ops")
+        for op in ops:
             SEEN_OPS.add(op)
             if op == "append":
                 reply = answer(s, history)
