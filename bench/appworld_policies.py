@@ -57,15 +57,11 @@ def library_view_fn(name: str, budget: int):
     from types import SimpleNamespace
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchmark import LangMemBaseline, SummarizationMiddlewareBaseline, TrimBaseline, langmem_summary_tokens
+    from benchmark import library_baseline
 
     def make(first_history: list[dict]):
         traj = SimpleNamespace(model=MODEL, messages=first_history)  # what the adapters read of a trajectory
-        if name == "trim_messages":
-            return TrimBaseline(traj, budget)
-        if name == "summarization_middleware":
-            return SummarizationMiddlewareBaseline(traj, budget, langmem_summary_tokens(traj, budget))
-        return LangMemBaseline(traj, budget, langmem_summary_tokens(traj, budget), fit_budget=True)
+        return library_baseline(name, traj, budget)
 
     return make
 

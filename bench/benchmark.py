@@ -279,6 +279,18 @@ class SummarizationMiddlewareBaseline(_LangChainBaseline):
         return ([self.system] if self.system else []) + view, 0.0, actions
 
 
+def library_baseline(name: str, traj: Trajectory, budget: int) -> _LangChainBaseline:
+    """The adapter of one library row (a name in EXTERNAL) for one trajectory, as the replay benchmark and the
+    appworld-lite runs configure it: langmem and the middleware get langmem's summary size, trim_messages none."""
+    if name == "trim_messages":
+        return TrimBaseline(traj, budget)
+    if name == "summarization_middleware":
+        return SummarizationMiddlewareBaseline(traj, budget, langmem_summary_tokens(traj, budget))
+    if name == "langmem":
+        return LangMemBaseline(traj, budget, langmem_summary_tokens(traj, budget), fit_budget=True)
+    raise ValueError(f"{name!r} is not a library row; known: {', '.join(sorted(EXTERNAL))}")
+
+
 # --- running -------------------------------------------------------------------------------------------------
 def parse_spec(spec: str) -> tuple[str, str | None]:
     name, _, thinker = spec.partition("@")
@@ -294,16 +306,8 @@ def run_spec(spec: str, trajectories: Sequence[Trajectory], budget: int, carried
         store = Store(Path(tmp) / "bench.db") if name not in EXTERNAL else None
         try:
             for traj in trajectories:
-                if name == "langmem":
-                    summary = langmem_summary_tokens(traj, budget)
-                    it = replay_views(traj, LangMemBaseline(traj, budget, summary, fit_budget=True),
-                                      carried=carried[traj.id])
-                elif name == "trim_messages":
-                    it = replay_views(traj, TrimBaseline(traj, budget), carried=carried[traj.id])
-                elif name == "summarization_middleware":
-                    it = replay_views(traj, SummarizationMiddlewareBaseline(traj, budget,
-                                                                            langmem_summary_tokens(traj, budget)),
-                                      carried=carried[traj.id])
+                if name in EXTERNAL:
+                    it = replay_views(traj, library_baseline(name, traj, budget), carried=carried[traj.id])
                 else:
                     thinker = None
                     if thinker_spec:

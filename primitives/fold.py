@@ -123,15 +123,18 @@ def _credentials_last(value: Any) -> Any:
     return value
 
 
+def _naming_keys(parsed: dict, keys: frozenset[str]) -> list[str]:
+    """The keys of `parsed` among `keys` (any case) whose values are names: short, non-empty strings."""
+    return [k for k in parsed if k.lower() in keys and isinstance(parsed[k], str) and 0 < len(parsed[k]) < 80]
+
+
 def _operation(parsed: dict) -> tuple[str, set[str]] | None:
     """The operation a dispatcher call names (`payments.send_money`) and the keys that name it, or None for a call
     that names none."""
-    def naming(k: str, keys: frozenset[str]) -> bool:
-        return k.lower() in keys and isinstance(parsed[k], str) and 0 < len(parsed[k]) < 80
-    operation = next((k for k in parsed if naming(k, _OPERATION_KEYS)), None)
-    if operation is None:
+    operations = _naming_keys(parsed, _OPERATION_KEYS)
+    if not operations:
         return None
-    keys = [k for k in parsed if naming(k, _NAMESPACE_KEYS)] + [operation]
+    keys = _naming_keys(parsed, _NAMESPACE_KEYS) + operations[:1]
     return ".".join(parsed[k] for k in keys), set(keys)
 
 
@@ -206,7 +209,7 @@ def _has_effect(name: str, parsed: Any) -> bool:
     or its shell command writes. `parsed`: see `_parsed_arguments`."""
     names = [name]
     if isinstance(parsed, dict):
-        names += [v for k, v in parsed.items() if k.lower() in _OPERATION_KEYS and isinstance(v, str) and len(v) < 80]
+        names += [parsed[k] for k in _naming_keys(parsed, _OPERATION_KEYS)]
     if any(set(re.split(r"[^a-z]+", n.lower())) & _EFFECT_VERBS for n in names):
         return True
     return any(_SHELL_EFFECT.search(s) for s in _arg_strings(parsed) if len(s) < 20000)
