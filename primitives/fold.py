@@ -236,6 +236,20 @@ def _failure(text: str) -> str | None:
     return None
 
 
+def _outcome(lines: Sequence[str], arguments: str) -> str | None:
+    """What a call with an effect answered, for its `done:` entry: its first output line with words that is not an
+    echo of the request (at least half of its terms in the call's arguments). An API that repeats its request
+    before its response (`app=todo, api=create_task, status=ok`, `args: title=…`, then `response: task_id=17`)
+    is read past the echo to the new id; a shell command's first line is its answer and stays first."""
+    said = terms(arguments)
+    worded = [ln for ln in lines if re.search(r"[A-Za-z]", _TAG.sub("", ln))]
+    for line in worded:
+        found = terms(line)
+        if not found or 2 * len(found & said) < len(found):
+            return line
+    return worded[0] if worded else None
+
+
 def _notes(content: str, max_chars: int) -> list[str]:
     """The sentences of an agent's text that state something (not its narration of the next step)."""
     out = []
@@ -353,7 +367,7 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     state: dict[str, list[tuple[float, str]]] = {c: [] for c in _CATEGORIES}
     headers: list[str | None] = []
     candidates: list[Candidate] = []
-    calls: dict[str, tuple[str, str, bool]] = {}  # tool_call_id -> (header label, state label, has effect)
+    calls: dict[str, tuple[str, str, bool, str]] = {}  # tool_call_id -> (header label, state label, has effect, arguments)
     last_failed: dict[str, str] = {}
     held = sum(it.tokens for it in items if isinstance(it, BlockItem) and it.kind == "fold")
     entries = _span_entries(items, originals=budget >= held * config.reselect_ratio)
@@ -383,13 +397,13 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                 names[tc.id] = tc.name
                 parsed = _parsed_arguments(tc.arguments)
                 calls[tc.id] = (_call_label(tc.name, parsed), _entry_label(tc.name, parsed),
-                                _has_effect(tc.name, parsed))
+                                _has_effect(tc.name, parsed), tc.arguments)
             if isinstance(msg.content, str) and msg.content.strip():
                 state["notes"].extend((order, s) for s in _notes(msg.content, config.max_note_chars))
         elif msg.role == "tool":
             text = message_text(msg)  # a stub's too: it still carries its original
             fallback = names.get(msg.tool_call_id or "", msg.name or "tool")
-            label, entry_label, effect = calls.get(msg.tool_call_id or "", (fallback, fallback, False))
+            label, entry_label, effect, arguments = calls.get(msg.tool_call_id or "", (fallback, fallback, False, ""))
             failure = _failure(text)
             if failure:
                 entry = f"{_cut(entry_label, 100)}{_FAILED_SEP}{_cut(failure, config.max_note_chars)}"
@@ -400,8 +414,8 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
                 for key in [k for k in last_failed if k == entry_label or _program(k) == program]:
                     del last_failed[key]
                 if effect:
-                    outcome = next((ln for ln in output_lines(text, max_chars=config.max_note_chars)
-                                    if re.search(r"[A-Za-z]", _TAG.sub("", ln))), "ok" if text.strip() else "(no output)")
+                    outcome = _outcome(output_lines(text, max_chars=config.max_note_chars), arguments) or \
+                        ("ok" if text.strip() else "(no output)")
                     state["done"].append((order, f"{_cut(entry_label, 120)} → {_cut(outcome, 80)}"))
             headers.append(label)
             g = len(headers) - 1

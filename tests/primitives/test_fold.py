@@ -347,6 +347,22 @@ def test_a_dispatcher_tool_call_that_changes_something_is_done_state():
     assert "payments.send_money(amount=116.18) → status=ok" in done and "show_bills" not in done
 
 
+def test_a_done_entry_reads_past_an_api_echoing_its_request():
+    """An API that repeats its request before its response (appworld-lite's envelope): the `done:` entry carries
+    the response (the new task's id), not the echo `app=todo, api=create_task, status=ok`."""
+    args = json.dumps({"app": "todo", "api": "create_task", "arguments": {"title": "Renew passport"}})
+    out = json.dumps({"app": "todo", "api": "create_task", "args": {"title": "Renew passport"}, "status": "ok",
+                      "response": {"task_id": 17}})
+    raw = [{"role": "user", "content": "add the task"},
+           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "call_api", "arguments": args}]},
+           {"role": "tool", "tool_call_id": "c1", "content": out}]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
+                 config=FoldConfig(state_share=0.6))
+    done = ev.text.split("done:\n", 1)[1].split(LINES_HEAD)[0]
+    assert 'todo.create_task(title="Renew passport") → response: task_id=17' in done, done
+
+
 def _fold_one_payment(state_share: float, description: str = "Electricity bill of November, invoice INV-2024-11-0093"):
     """One `send_money` call (with its access token) folded into a 300-token block: the event and its state."""
     args = json.dumps({"app_name": "venmo", "api_name": "send_money", "arguments": {
