@@ -1,0 +1,66 @@
+"""bench/oracle_ceiling.py: the counterfactual row is told the run's calls, and only while it runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from agentmem.replay import Trajectory
+from agentmem.testing import synthetic_history
+
+pytest.importorskip("langmem")  # bench/benchmark.py, which the script builds on, needs the bench extra
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "oracle_ceiling.py"
+
+
+@pytest.fixture(scope="module")
+def ceiling():
+    spec = importlib.util.spec_from_file_location("agentmem_oracle_ceiling", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_called_terms_reads_both_call_formats(ceiling):
+    traj = Trajectory.from_messages("t", [
+        {"role": "user", "content": "fix it"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "a", "type": "function",
+             "function": {"name": "bash", "arguments": json.dumps({"command": "sed -n 1,9p src/app/models.py"})}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "class Invoice:"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "b", "name": "lookup", "arguments": json.dumps({"invoice_id": "INV-2024-0093", "limit": 5})}]},
+        {"role": "tool", "tool_call_id": "b", "content": "{}"},
+    ])
+    found = ceiling.called_terms(traj)
+    assert {"src/app/models.py", "models", "inv-2024-0093"} <= found
+    assert "invoice" not in found  # only what the calls say, not what came back
+
+
+def _paging_run(rounds: int = 40) -> Trajectory:
+    """An agent that pages through records and, at the end, acts on records of the first pages: what it will
+    use is nowhere in what it said before, so only the oracle can tell those lines from the others."""
+    messages: list[dict] = [{"role": "user", "content": "Review the records, then close the flagged ones."}]
+    for k in range(rounds):
+        if k < rounds - 8:
+            call = {"name": "read_page", "arguments": json.dumps({"page": k})}
+        else:
+            call = {"name": "close_record", "arguments": json.dumps({"record": f"rec_{k % 6}_{k % 5}"})}
+        messages.append({"role": "assistant", "content": None, "tool_calls": [{"id": f"c{k}", **call}]})
+        out = "ok" if k >= rounds - 8 else "\n".join(
+            f"record rec_{k}_{i} owner user_{k}_{i} region zone_{(k * 7 + i) % 13}" for i in range(12))
+        messages.append({"role": "tool", "tool_call_id": f"c{k}", "content": out})
+    return Trajectory.from_messages("paging", messages)
+
+
+def test_the_oracle_keeps_more_of_what_the_run_uses_and_is_undone(ceiling):
+    online = ceiling.FOLD.referenced_terms
+    trajs = [_paging_run()]
+    plain = ceiling.run_group(trajs, 1500, oracle=False)
+    told = ceiling.run_group(trajs, 1500, oracle=True)
+    assert ceiling.FOLD.referenced_terms is online
+    assert plain["retention"]["carried_old"] == told["retention"]["carried_old"] > 0
+    assert told["retention"]["retention_old_10"] > plain["retention"]["retention_old_10"]
+    assert told["footprint"]["max_peak_view"] <= 1500  # the same budget: the oracle changes what is kept, not how much
