@@ -5,8 +5,11 @@ Imported by test modules as `histories` (tests/ is on sys.path through its rootd
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hypothesis import strategies as st
@@ -107,3 +110,12 @@ def snapshot(view: View) -> tuple:
 def covered_ids(view: View) -> list[str]:
     """The original message ids the view accounts for, in view order (each exactly once when lossless)."""
     return [i for it in view.items for i in it.message_ids]
+
+
+def bench_script(name: str) -> ModuleType:
+    """bench/NAME.py loaded as a module (bench/ is scripts, not a package), under its own module name."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"agentmem_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from agentmem import validate_history
 from agentmem.replay import Trajectory, replay_views
 from agentmem.testing import synthetic_history
+from histories import bench_script
 
 pytest.importorskip("langmem")
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("agentmem_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("benchmark")
 
 
 def _traj(rounds=40, seed=0):

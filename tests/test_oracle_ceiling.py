@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from agentmem.replay import Trajectory
-from agentmem.testing import synthetic_history
+from histories import bench_script
 
 pytest.importorskip("langmem")  # bench/benchmark.py, which the script builds on, needs the bench extra
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "oracle_ceiling.py"
 
 
 @pytest.fixture(scope="module")
 def ceiling():
-    spec = importlib.util.spec_from_file_location("agentmem_oracle_ceiling", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_script("oracle_ceiling")
 
 
 def test_called_terms_reads_both_call_formats(ceiling):
