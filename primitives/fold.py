@@ -241,7 +241,7 @@ def _outcome(lines: Sequence[str], arguments: str) -> str | None:
     echo of the request (at least half of its terms in the call's arguments). An API that repeats its request
     before its response (`app=todo, api=create_task, status=ok`, `args: title=…`, then `response: task_id=17`)
     is read past the echo to the new id; a shell command's first line is its answer and stays first."""
-    said = terms(arguments)
+    said = terms(arguments[:20000])
     worded = [ln for ln in lines if re.search(r"[A-Za-z]", _TAG.sub("", ln))]
     for line in worded:
         found = terms(line)
@@ -367,7 +367,8 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     state: dict[str, list[tuple[float, str]]] = {c: [] for c in _CATEGORIES}
     headers: list[str | None] = []
     candidates: list[Candidate] = []
-    calls: dict[str, tuple[str, str, bool, str]] = {}  # tool_call_id -> (header label, state label, has effect, arguments)
+    # tool_call_id -> (header label, state label, has effect, raw arguments)
+    calls: dict[str, tuple[str, str, bool, str]] = {}
     last_failed: dict[str, str] = {}
     held = sum(it.tokens for it in items if isinstance(it, BlockItem) and it.kind == "fold")
     entries = _span_entries(items, originals=budget >= held * config.reselect_ratio)

@@ -354,7 +354,8 @@ def test_a_done_entry_reads_past_an_api_echoing_its_request():
     out = json.dumps({"app": "todo", "api": "create_task", "args": {"title": "Renew passport"}, "status": "ok",
                       "response": {"task_id": 17}})
     raw = [{"role": "user", "content": "add the task"},
-           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "name": "call_api", "arguments": args}]},
+           {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "c1", "name": "call_api", "arguments": args}]},
            {"role": "tool", "tool_call_id": "c1", "content": out}]
     view = view_of(parse_messages(raw))
     _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=300,
