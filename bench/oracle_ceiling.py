@@ -3,12 +3,12 @@
     python bench/oracle_ceiling.py                  # SWE 80+ rounds @6000 and @8000, held-out SWE (40-79) @6000
 
 The extractive fold ranks a tool-output line higher when it holds a term the agent has referred to (its text and
-call arguments so far: `agentmem.primitives.fold.referenced_terms`). The "oracle" row replaces that evidence with
-what no online fold can know: every term of every call the agent makes in the whole run, later calls included.
-Nothing else changes (budget, allotment, merges, line rules), so the distance between the two rows is what a perfect
-predictor of the agent's next calls would add to this structure, and the distance from the oracle row to 100 % is
-what the structure itself loses (squeezes, merges, lines cut). The oracle is a counterfactual for measurement only:
-it patches the fold's reference function inside this script and nowhere else.
+call arguments so far: `agentmem.primitives.fold.referenced_terms`). The oracle rows add what no online fold can
+know: the terms of the calls the agent will make — in its next few rounds (a predictor of its near plan), or in the
+whole run. Nothing else changes (budget, allotment, merges, line rules), so the distance to the first row is what
+such a predictor would add to this structure, and the distance from the whole-run row to 100 % is what the
+structure itself loses (squeezes, merges, lines cut). The oracle is a counterfactual for measurement only: it
+patches the fold's reference function inside this script and nowhere else.
 
 Writes OUT/oracle_ceiling.json and prints one table (metrics from agentmem.metrics, as in bench/benchmark.py).
 """
@@ -36,10 +36,13 @@ from agentmem.store import Store  # noqa: E402
 FOLD = sys.modules["agentmem.primitives.fold"]
 
 
-def called_terms(traj: Trajectory) -> set[str]:
-    """The fold's own terms (`agentmem.salience.terms`) of every tool-call argument in the whole run."""
-    out: set[str] = set()
+def calls_by_round(traj: Trajectory) -> list[set[str]]:
+    """For each assistant turn, in order, the fold's own terms (`agentmem.salience.terms`) of its call arguments."""
+    out: list[set[str]] = []
     for m in traj.messages:
+        if m.get("role") != "assistant":
+            continue
+        found: set[str] = set()
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
             arguments = str(fn.get("arguments") or "")
@@ -49,23 +52,35 @@ def called_terms(traj: Trajectory) -> set[str]:
                 parsed = arguments
             leaves = parsed.values() if isinstance(parsed, dict) else [parsed]
             for leaf in leaves:
-                out |= terms(leaf if isinstance(leaf, str) else json.dumps(leaf))
+                found |= terms(leaf if isinstance(leaf, str) else json.dumps(leaf))
+        out.append(found)
     return out
 
 
-def run_group(trajs: Sequence[Trajectory], budget: int, oracle: bool) -> dict[str, Any]:
+def run_group(trajs: Sequence[Trajectory], budget: int, horizon: int | None) -> dict[str, Any]:
+    """Replay `trajs` with BudgetPolicy; `horizon` 0: as shipped; N > 0: a fold also counts as referenced the terms
+    of the agent's next N calls (those after the view it folds); None: of every call in the run."""
     online = FOLD.referenced_terms
-    future: set[str] = set()
+    calls: list[set[str]] = []
+    turns_before: list[int] = []  # turns_before[i]: assistant turns among the trajectory's first i messages
+
+    def told(view: Any) -> set[str]:
+        upcoming = turns_before[min(view.message_count, len(turns_before) - 1)]
+        ahead = calls if horizon is None else calls[upcoming:upcoming + horizon]
+        return online(view).union(*ahead)
+
     rounds = []
     try:
-        if oracle:
-            FOLD.referenced_terms = lambda view: online(view) | future
+        if horizon != 0:
+            FOLD.referenced_terms = told
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # OverBudgetWarning: reported in the max view column
             store = Store(Path(tmp) / "ceiling.db")
             for t in trajs:
-                future.clear()
-                future |= called_terms(t)
+                calls[:] = calls_by_round(t)
+                turns_before[:] = [0]
+                for m in t.messages:
+                    turns_before.append(turns_before[-1] + (m.get("role") == "assistant"))
                 carried = carried_values_by_round(t.messages)
                 for rr in replay(t, policy="budget", budget_tokens=budget, store=store, session_id=t.id[:100],
                                  carried=carried):
@@ -79,16 +94,21 @@ def run_group(trajs: Sequence[Trajectory], budget: int, oracle: bool) -> dict[st
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(B.ROOT / "bench" / "results"))
+    ap.add_argument("--horizon", type=int, default=5, help="calls ahead the near oracle knows (default 5)")
     args = ap.parse_args(argv)
+    if args.horizon < 1:
+        ap.error("--horizon must be at least 1 (0 is the online row)")
     swe = B.select(B.DATA / "swe_deepseek_public.jsonl", min_rounds=80)
     held = [t for t in B.select(B.DATA / "swe_deepseek_public.jsonl", min_rounds=40) if t.rounds <= 79]
     groups = [(f"SWE@6000 ({len(swe)} runs)", swe, 6000), (f"SWE@8000 ({len(swe)} runs)", swe, 8000),
               (f"held-out SWE@6000 ({len(held)} runs)", held, 6000)]
     rows = []
+    rows_of = {0: "BudgetPolicy (online)", args.horizon: f"oracle: the next {args.horizon} calls' terms referenced",
+               None: "oracle: all the run's call terms referenced"}
     for name, trajs, budget in groups:
-        for oracle in (False, True):
-            row = B.row_of(name, "budget", run_group(trajs, budget, oracle))
-            row["spec"] = "oracle: the run's future calls as references" if oracle else "BudgetPolicy (online)"
+        for horizon, spec in rows_of.items():
+            row = B.row_of(name, "budget", run_group(trajs, budget, horizon))
+            row["spec"], row["horizon"] = spec, horizon
             rows.append(row)
             print(f"{name:32s} {row['spec']:46s} present {100 * row['retention']:5.1f}  10+ "
                   f"{100 * row['retention_old']:5.1f}  in ctx {100 * row['in_context']:5.1f}  in ctx 10+ "

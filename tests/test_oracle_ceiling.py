@@ -17,7 +17,7 @@ def ceiling():
     return bench_script("oracle_ceiling")
 
 
-def test_called_terms_reads_both_call_formats(ceiling):
+def test_calls_by_round_reads_both_call_formats(ceiling):
     traj = Trajectory.from_messages("t", [
         {"role": "user", "content": "fix it"},
         {"role": "assistant", "content": None, "tool_calls": [
@@ -28,9 +28,9 @@ def test_called_terms_reads_both_call_formats(ceiling):
             {"id": "b", "name": "lookup", "arguments": json.dumps({"invoice_id": "INV-2024-0093", "limit": 5})}]},
         {"role": "tool", "tool_call_id": "b", "content": "{}"},
     ])
-    found = ceiling.called_terms(traj)
-    assert {"src/app/models.py", "models", "inv-2024-0093"} <= found
-    assert "invoice" not in found  # only what the calls say, not what came back
+    first, second = ceiling.calls_by_round(traj)
+    assert {"src/app/models.py", "models"} <= first and "inv-2024-0093" in second
+    assert "invoice" not in first | second  # only what the calls say, not what came back
 
 
 def _paging_run(rounds: int = 40) -> Trajectory:
@@ -52,9 +52,11 @@ def _paging_run(rounds: int = 40) -> Trajectory:
 def test_the_oracle_keeps_more_of_what_the_run_uses_and_is_undone(ceiling):
     online = ceiling.FOLD.referenced_terms
     trajs = [_paging_run()]
-    plain = ceiling.run_group(trajs, 1500, oracle=False)
-    told = ceiling.run_group(trajs, 1500, oracle=True)
+    plain = ceiling.run_group(trajs, 1500, horizon=0)
+    near = ceiling.run_group(trajs, 1500, horizon=3)
+    told = ceiling.run_group(trajs, 1500, horizon=None)
     assert ceiling.FOLD.referenced_terms is online
     assert plain["retention"]["carried_old"] == told["retention"]["carried_old"] > 0
-    assert told["retention"]["retention_old_10"] > plain["retention"]["retention_old_10"]
-    assert told["footprint"]["max_peak_view"] <= 1500  # the same budget: the oracle changes what is kept, not how much
+    old = [r["retention"]["retention_old_10"] for r in (plain, near, told)]
+    assert old[0] < old[1] <= old[2], old  # three calls ahead already tell the closing calls' records apart
+    assert max(r["footprint"]["max_peak_view"] for r in (plain, near, told)) <= 1500  # what is kept, not how much
