@@ -37,7 +37,8 @@ FOLD = sys.modules["agentmem.primitives.fold"]
 
 
 def calls_by_round(traj: Trajectory) -> list[set[str]]:
-    """For each assistant turn, in order, the fold's own terms (`agentmem.salience.terms`) of its call arguments."""
+    """For each assistant turn, in order, the terms of its call arguments, read as the fold reads the agent's own
+    calls (`referenced_terms`: argument values as text, each cut to 20,000 characters, `agentmem.salience.terms`)."""
     out: list[set[str]] = []
     for m in traj.messages:
         if m.get("role") != "assistant":
@@ -45,14 +46,8 @@ def calls_by_round(traj: Trajectory) -> list[set[str]]:
         found: set[str] = set()
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
-            arguments = str(fn.get("arguments") or "")
-            try:
-                parsed = json.loads(arguments or "{}")
-            except json.JSONDecodeError:
-                parsed = arguments
-            leaves = parsed.values() if isinstance(parsed, dict) else [parsed]
-            for leaf in leaves:
-                found |= terms(leaf if isinstance(leaf, str) else json.dumps(leaf))
+            for value in FOLD._arg_strings(FOLD._parsed_arguments(str(fn.get("arguments") or ""))):
+                found |= terms(value[:20000])
         out.append(found)
     return out
 

@@ -371,10 +371,10 @@ def extractive_summary(items: Sequence[Item], names: dict[str, str], config: Fol
     calls: dict[str, tuple[str, str, bool, str]] = {}
     last_failed: dict[str, str] = {}
     held = sum(it.tokens for it in items if isinstance(it, BlockItem) and it.kind == "fold")
-    entries = _span_entries(items, originals=budget >= held * config.reselect_ratio)
-    n = max(1, len(entries))
+    reading = _span_entries(items, originals=budget >= held * config.reselect_ratio)
+    n = max(1, len(reading))
     skip = set(elsewhere)
-    for idx, it in enumerate(entries):
+    for idx, it in enumerate(reading):
         order = idx / n
         if isinstance(it, BlockItem):
             old_state, groups = _parse_block(it.text)
