@@ -1,6 +1,7 @@
 """How much of the far-retention gap is prediction: BudgetPolicy beside the same policy told the future.
 
     python bench/oracle_ceiling.py                  # SWE 80+ rounds @6000 and @8000, held-out SWE (40-79) @6000
+    python bench/oracle_ceiling.py --horizon 2,5,10,20   # one near-oracle row per horizon
 
 The extractive fold ranks a tool-output line higher when it holds a term the agent has referred to (its text and
 call arguments so far: `agentmem.primitives.fold.referenced_terms`). The oracle rows add what no online fold can
@@ -89,16 +90,22 @@ def run_group(trajs: Sequence[Trajectory], budget: int, horizon: int | None) -> 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(B.ROOT / "bench" / "results"))
-    ap.add_argument("--horizon", type=int, default=5, help="calls ahead the near oracle knows (default 5)")
+    ap.add_argument("--horizon", default="5",
+                    help="calls ahead the near oracle knows; comma-separated for one row each (default 5)")
     args = ap.parse_args(argv)
-    if args.horizon < 1:
-        ap.error("--horizon must be at least 1 (0 is the online row)")
+    try:
+        horizons = sorted({int(h) for h in args.horizon.split(",") if h.strip()})
+    except ValueError:
+        ap.error(f"--horizon takes whole numbers separated by commas, not {args.horizon!r}")
+    if not horizons or horizons[0] < 1:
+        ap.error("--horizon must name at least one horizon, each at least 1 (0 is the online row)")
     swe = B.select(B.DATA / "swe_deepseek_public.jsonl", min_rounds=80)
     held = [t for t in B.select(B.DATA / "swe_deepseek_public.jsonl", min_rounds=40) if t.rounds <= 79]
     groups = [(f"SWE@6000 ({len(swe)} runs)", swe, 6000), (f"SWE@8000 ({len(swe)} runs)", swe, 8000),
               (f"held-out SWE@6000 ({len(held)} runs)", held, 6000)]
     rows = []
-    rows_of = {0: "BudgetPolicy (online)", args.horizon: f"oracle: the next {args.horizon} calls' terms referenced",
+    rows_of = {0: "BudgetPolicy (online)",
+               **{h: f"oracle: the next {h} calls' terms referenced" for h in horizons},
                None: "oracle: all the run's call terms referenced"}
     for name, trajs, budget in groups:
         for horizon, spec in rows_of.items():

@@ -60,3 +60,12 @@ def test_the_oracle_keeps_more_of_what_the_run_uses_and_is_undone(ceiling):
     old = [r["retention"]["retention_old_10"] for r in (plain, near, told)]
     assert old[0] < old[1] <= old[2], old  # three calls ahead already tell the closing calls' records apart
     assert max(r["footprint"]["max_peak_view"] for r in (plain, near, told)) <= 1500  # what is kept, not how much
+
+
+def test_bad_horizons_are_refused_before_anything_runs(ceiling, capsys, tmp_path):
+    for bad in ("0", "x", "5,-1", ","):
+        with pytest.raises(SystemExit) as refused:
+            ceiling.main(["--horizon", bad, "--out", str(tmp_path)])
+        assert refused.value.code == 2
+        assert "--horizon" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing replayed, nothing written
