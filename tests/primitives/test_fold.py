@@ -108,6 +108,24 @@ def test_lines_the_agent_refers_to_win_and_edits_are_state():
     assert "filler line 3 " not in body
 
 
+def test_files_beside_the_ones_the_agent_works_on_are_kept_from_a_listing():
+    """A `find` listing is mostly paths the agent never opens; the ones in a directory it works in are the ones it
+    comes back to (the backend's `base.py` beside the `creation.py` it fixes), so those are the lines kept."""
+    listing = [f"src/db/backends/sqlite/{name}.py" for name in ("base", "features", "operations")] + \
+        [f"src/{app}/views/{page}.py" for app in ("auth", "admin", "forms", "mail", "cache")
+         for page in ("index", "detail", "list", "edit", "delete", "export", "search", "upload")]
+    raw = [{"role": "user", "content": "keepdb fails on sqlite"},
+           *_bash("c1", "cat src/db/backends/sqlite/creation.py", "def _create_test_db(self, keepdb=False):"),
+           *_bash("c2", "find src -name '*.py'", "\n".join(listing)),
+           *_bash("c3", "python -m pytest tests/test_creation.py -q", "1 failed in 0.3s")]
+    view = view_of(parse_messages(raw))
+    _, ev = fold(view, span=_span(view, 1, len(view.items)), counter=COUNTER, block_tokens=260)
+    body = _body(ev.text)
+    for sibling in listing[:3]:
+        assert sibling + "\n" in body + "\n", sibling
+    assert sum(path in body for path in listing[3:]) < 5
+
+
 def test_a_new_block_never_repeats_a_line_another_block_holds():
     out = "pkg/mod.py:41: def handler(event_id):\npkg/mod.py:77: handler(event_id=ev.id_42)"
     raw = [{"role": "user", "content": "task"}, *_bash("c1", "grep -n handler pkg", out),
