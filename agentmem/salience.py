@@ -26,6 +26,7 @@ import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,9 +53,9 @@ MIN_GAIN = 2.0  # what a line must add: two new identifier-like terms, one the a
 REFERENCE_WEIGHT = 3.0  # a term the agent wrote itself counts this many times
 # a path the agent did not write, in a directory of one it did (`backends/sqlite3/base.py` in a `find` listing,
 # beside the `backends/sqlite3/creation.py` it is fixing): agents come back to the siblings of the files they work
-# on, often 20-60 rounds after the listing. SWE@6000 values last seen 10+ rounds
-# back 81.4 -> 83.1 %, held-out 89.7 % either way (1.5: no change on either; 3.0 as 2.0; ancestors' other
-# subdirectories too, or files of the same name anywhere: fewer on the held-out runs)
+# on, 14-71 rounds after the listing in the SWE runs. SWE@6000 values last seen 10+ rounds back 81.4 -> 83.1 %,
+# held-out 89.7 % either way (1.5: no change on either; 3.0 as 2.0; the other subdirectories of its directories'
+# parents too: fewer on the 13 runs at 6,000 and 8,000; files of the same name anywhere: fewer held out)
 REFERENCE_DIRECTORY_WEIGHT = 2.0
 # error lines get a modest bonus: the fold's state section already holds every failing call with its error line,
 # and on the SWE runs lines of failing runs were reused least (values from a run of the agent's own script: 0.9 %
@@ -204,7 +205,7 @@ def _directory(term: str) -> str:
     return posixpath.dirname(term.strip("./"))
 
 
-def _term_weight(term: str, refs: set[str], ref_directories: set[str] = frozenset()) -> float:
+def _term_weight(term: str, refs: AbstractSet[str], ref_directories: AbstractSet[str] = frozenset()) -> float:
     compound = len(term) >= 4 and any(ch.isdigit() or ch in "._/:" for ch in term)
     if term in refs:
         return (1.0 if compound else 0.25) * REFERENCE_WEIGHT
