@@ -206,12 +206,12 @@ def _directory(term: str) -> str:
 
 
 def _term_weight(term: str, refs: AbstractSet[str], ref_directories: AbstractSet[str] = frozenset()) -> float:
-    compound = len(term) >= 4 and any(ch.isdigit() or ch in "._/:" for ch in term)
+    weight = 1.0 if len(term) >= 4 and any(ch.isdigit() or ch in "._/:" for ch in term) else 0.25
     if term in refs:
-        return (1.0 if compound else 0.25) * REFERENCE_WEIGHT
+        return weight * REFERENCE_WEIGHT
     if "/" in term and ref_directories and _directory(term) in ref_directories:
-        return (1.0 if compound else 0.25) * REFERENCE_DIRECTORY_WEIGHT
-    return 1.0 if compound else 0.25
+        return weight * REFERENCE_DIRECTORY_WEIGHT
+    return weight
 
 
 def select(candidates: Sequence[Candidate], referenced: Iterable[str], budget: int,

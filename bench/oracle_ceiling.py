@@ -31,7 +31,6 @@ import benchmark as B  # noqa: E402
 import agentmem.primitives.fold  # noqa: E402,F401  (the module; the package re-exports the function `fold`)
 from agentmem.metrics import carried_values_by_round, summarize_rounds  # noqa: E402
 from agentmem.replay import Trajectory, machine_info, replay  # noqa: E402
-from agentmem.salience import terms  # noqa: E402
 from agentmem.store import Store  # noqa: E402
 
 FOLD = sys.modules["agentmem.primitives.fold"]
@@ -39,7 +38,7 @@ FOLD = sys.modules["agentmem.primitives.fold"]
 
 def calls_by_round(traj: Trajectory) -> list[set[str]]:
     """For each assistant turn, in order, the terms of its call arguments, read as the fold reads the agent's own
-    calls (`referenced_terms`: argument values as text, each cut to 20,000 characters, `agentmem.salience.terms`)."""
+    calls (`agentmem.primitives.fold.call_terms`, which `referenced_terms` uses)."""
     out: list[set[str]] = []
     for m in traj.messages:
         if m.get("role") != "assistant":
@@ -47,8 +46,7 @@ def calls_by_round(traj: Trajectory) -> list[set[str]]:
         found: set[str] = set()
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
-            for value in FOLD._arg_strings(FOLD._parsed_arguments(str(fn.get("arguments") or ""))):
-                found |= terms(value[:20000])
+            found |= FOLD.call_terms(str(fn.get("arguments") or ""))
         out.append(found)
     return out
 

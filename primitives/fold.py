@@ -25,12 +25,13 @@ from agentmem.tokens import TokenCounter
 from agentmem.view import BLOCK_HEADER, BlockItem, Event, Item, MessageItem, StubItem, View, apply_event
 from ._common import fit_to_budget, span_items, tool_names
 
-__all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "parse_body", "referenced_terms",
+__all__ = ["FoldConfig", "fold", "extractive_summary", "block_header", "parse_body", "referenced_terms", "call_terms",
            "other_block_lines", "STATE_HEAD", "LINES_HEAD"]
 
 STATE_HEAD = "## state (oldest first)"
 LINES_HEAD = "## lines kept from tool outputs (original wording, grouped by the call that printed them)"
 _GROUP = "» "
+_ARG_READ_CHARS = 20000  # a call's argument value is read this far for its terms (a heredoc can be megabytes)
 _CATEGORIES = ("done", "failed", "notes", "open")
 
 
@@ -241,7 +242,7 @@ def _outcome(lines: Sequence[str], arguments: str) -> str | None:
     echo of the request (at least half of its terms in the call's arguments). An API that repeats its request
     before its response (`app=todo, api=create_task, status=ok`, `args: title=…`, then `response: task_id=17`)
     is read past the echo to the new id; a shell command's first line is its answer and stays first."""
-    said = terms(arguments[:20000])
+    said = terms(arguments[:_ARG_READ_CHARS])
     worded = [ln for ln in lines if re.search(r"[A-Za-z]", _TAG.sub("", ln))]
     for line in worded:
         found = terms(line)
@@ -319,6 +320,15 @@ def referenced_terms(view: View) -> set[str]:
     return out
 
 
+def call_terms(arguments: str) -> set[str]:
+    """The terms of one call's argument values (JSON or plain text), each value read to its first
+    `_ARG_READ_CHARS` characters: what the agent named in that call."""
+    found: set[str] = set()
+    for value in _arg_strings(_parsed_arguments(arguments)):
+        found |= terms(value[:_ARG_READ_CHARS])
+    return found
+
+
 def _message_terms(msg: Message) -> frozenset[str]:
     """The terms of one agent message (its text and call arguments), computed once per message object."""
     cached = _TERMS_CACHE.get(id(msg))
@@ -328,8 +338,7 @@ def _message_terms(msg: Message) -> frozenset[str]:
     if isinstance(msg.content, str):
         found |= terms(msg.content)
     for tc in msg.tool_calls:
-        for s in _arg_strings(_parsed_arguments(tc.arguments)):
-            found |= terms(s[:20000])
+        found |= call_terms(tc.arguments)
     result = frozenset(found)
     if len(_TERMS_CACHE) >= 4096:  # a few sessions' agent turns; cleared, not grown (it holds the messages)
         _TERMS_CACHE.clear()
