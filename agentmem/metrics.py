@@ -19,6 +19,9 @@
   produce them, agentmem validates every view before sending it.
 - **cost** — bookkeeping ms per round on the critical path (ingest + policy + primitives + store writes, thinker
   time excluded), and thinker seconds per model fold.
+- **intervals** — `bootstrap_retention`: a retention column's 95 % interval over runs, or one memory's lead over
+  another's with a paired interval (the same runs resampled for both). A benchmark quotes one run of a handful of
+  trajectories; the interval says which differences those runs can tell from chance.
 
 Rounds count assistant messages from 0; "the view at round t" is what the model got before assistant turn t.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +54,8 @@ __all__ = [
     "summarize_rounds",
     "slope",
     "percentile",
+    "RETENTION_COUNTS",
+    "bootstrap_retention",
 ]
 
 OLD_ROUNDS = 10  # "values last seen 10+ rounds earlier"
@@ -345,6 +351,55 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+# the retention columns as (numerator, denominator) keys of a `summarize_rounds` per-trajectory entry
+RETENTION_COUNTS: dict[str, tuple[str, str]] = {
+    "retention": ("carried_present", "carried"),
+    "retention_old": ("carried_old_present", "carried_old"),
+    "in_context": ("carried_in_context", "carried"),
+    "in_context_old": ("carried_old_in_context", "carried_old"),
+}
+
+
+def bootstrap_retention(runs: Sequence[Mapping[str, Any]], column: str,
+                        baseline: Sequence[Mapping[str, Any]] | None = None, *, resamples: int = 2000,
+                        level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """A retention column (`RETENTION_COUNTS`) with its confidence interval over runs: the runs are resampled with
+    replacement and the pooled ratio recomputed (a percentile bootstrap). Runs, not values, are resampled: the
+    values of one run share its fold decisions, so they do not vary independently.
+
+    With `baseline` (the same runs under another memory, `summarize_rounds(...)["per_trajectory"]`), the
+    difference `runs - baseline` is estimated, paired: each resample draws the same runs for both, so what the runs
+    have in common (how hard they are) cancels and only the memories' difference varies. Runs missing from either
+    side are left out. Deterministic for a given `seed`.
+
+    Returns {"estimate", "low", "high", "runs"}: ratios (or their difference) in [0, 1] (or [-1, 1]).
+    """
+    if column not in RETENTION_COUNTS:
+        raise ValueError(f"unknown retention column {column!r}; known: {', '.join(RETENTION_COUNTS)}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    num, den = RETENTION_COUNTS[column]
+    mine = {str(r["trajectory"]): (int(r.get(num) or 0), int(r.get(den) or 0)) for r in runs}
+    other = {str(r["trajectory"]): (int(r.get(num) or 0), int(r.get(den) or 0)) for r in baseline or ()}
+    ids = sorted(set(mine) & set(other)) if baseline is not None else sorted(mine)
+    ids = [i for i in ids if mine[i][1] and (baseline is None or other[i][1])]
+    if not ids:
+        return {"estimate": None, "low": None, "high": None, "runs": 0}
+
+    def ratio(counts: Mapping[str, tuple[int, int]], sample: Sequence[str]) -> float:
+        total = sum(counts[i][1] for i in sample)
+        return sum(counts[i][0] for i in sample) / total if total else 0.0
+
+    def stat(sample: Sequence[str]) -> float:
+        return ratio(mine, sample) - (ratio(other, sample) if baseline is not None else 0.0)
+
+    rng = random.Random(seed)
+    draws = sorted(stat([ids[rng.randrange(len(ids))] for _ in ids]) for _ in range(resamples))
+    tail = (1 - level) / 2 * 100
+    return {"estimate": stat(ids), "low": percentile(draws, tail), "high": percentile(draws, 100 - tail),
+            "runs": len(ids)}
+
+
 def _by_trajectory(rounds: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = {}
     for r in rounds:
@@ -428,7 +483,9 @@ def summarize_rounds(rounds: Sequence[Mapping[str, Any]], *, after: int = SLOPE_
                 t.actions[kind] = t.actions.get(kind, 0) + 1
         fp = footprint(rs, after=after)
         per.append({"trajectory": tid, "rounds": len(rs), **fp,
-                    "carried": t.carried, "retention": t.present / t.carried if t.carried else None,
+                    "carried": t.carried, "carried_present": t.present, "carried_in_context": t.in_context,
+                    "carried_old_present": t.old_present, "carried_old_in_context": t.old_in_context,
+                    "retention": t.present / t.carried if t.carried else None,
                     "in_context": t.in_context / t.carried if t.carried else None,
                     "carried_old": t.old, "retention_old": t.old_present / t.old if t.old else None,
                     "in_context_old": t.old_in_context / t.old if t.old else None,

@@ -13,7 +13,10 @@ summarizer RunningSummary and BudgetPolicy use without a thinker), so the rows d
 summarizer. Policies that are not registered (e.g. "thinker" before it lands) are skipped with a printed note; a
 spec "NAME@THINKER" runs a policy with a thinker ("budget@local").
 
-Writes OUT/benchmark.json (all metrics, per group and per trajectory) and OUT/benchmark.png, prints one table.
+Writes OUT/benchmark.json (all metrics, per group and per trajectory) and OUT/benchmark.png, prints one table,
+and a second one: BudgetPolicy's lead over every other row on each retention column, in points, with its 95 %
+interval over runs (a paired bootstrap, `agentmem.metrics.bootstrap_retention`): an interval that holds 0 is a
+lead this sample of runs cannot tell from chance. Both tables go to OUT/benchmark.md.
 """
 
 import argparse
@@ -42,7 +45,7 @@ from langchain_core.messages import (  # noqa: E402
 from langchain_core.outputs import ChatGeneration, ChatResult  # noqa: E402
 
 from agentmem.messages import parse_message  # noqa: E402
-from agentmem.metrics import carried_values_by_round, summarize_rounds  # noqa: E402
+from agentmem.metrics import bootstrap_retention, carried_values_by_round, summarize_rounds  # noqa: E402
 from agentmem.primitives import FoldConfig, extractive_summary  # noqa: E402
 from agentmem.replay import Trajectory, load_trajectories, machine_info, replay, replay_views  # noqa: E402
 from agentmem.store import Store  # noqa: E402
@@ -397,6 +400,58 @@ COLUMNS = [
 ]
 
 
+# the retention columns the lead table compares: (header, row key = agentmem.metrics.RETENTION_COUNTS key)
+LEAD_COLUMNS = [("present", "retention"), ("present 10+", "retention_old"), ("in context", "in_context"),
+                ("in context 10+", "in_context_old")]
+LEAD_SPEC = "budget"  # the row every other row is compared with
+
+
+def add_intervals(rows: Sequence[dict[str, Any]], per_spec: Mapping[str, Mapping[str, Any]]) -> None:
+    """Adds to each row of one group the 95 % interval over runs of its retention columns (`ci`: [low, high]) and,
+    to every row beside BudgetPolicy's, BudgetPolicy's lead over it (`lead`: estimate, low, high, runs; paired)."""
+    ours = (per_spec.get(LEAD_SPEC) or {}).get("per_trajectory")
+    for row in rows:
+        runs = per_spec[row["spec"]]["per_trajectory"]
+        row["ci"] = {}
+        for _header, key in LEAD_COLUMNS:
+            ci = bootstrap_retention(runs, key)
+            row["ci"][key] = [ci["low"], ci["high"]]
+        if ours is not None and row["spec"] != LEAD_SPEC:
+            row["lead"] = {key: bootstrap_retention(ours, key, baseline=runs) for _header, key in LEAD_COLUMNS}
+
+
+def _lead_cell(lead: Mapping[str, Any] | None) -> str:
+    """`+9.5 [+5.1, +14.0]`: points, with the interval; `-` when there is nothing to compare."""
+    if not lead or lead.get("estimate") is None:
+        return "-"
+    return f"{lead['estimate'] * 100:+.1f} [{lead['low'] * 100:+.1f}, {lead['high'] * 100:+.1f}]"
+
+
+def lead_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """Per group: BudgetPolicy's own figures with their intervals (%), then one line per compared row with
+    BudgetPolicy's lead over it on each retention column (points)."""
+    out = []
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    ordered = sorted(rows, key=lambda r: (groups.index(r["group"]), r["spec"] != LEAD_SPEC))  # stable: ours first
+    for r in ordered:
+        if r["spec"] == LEAD_SPEC and r.get("ci"):
+            out.append([str(r["group"]), f"{r['policy']} itself (%)",
+                        *(f"{r[key] * 100:.1f} [{r['ci'][key][0] * 100:.1f}, {r['ci'][key][1] * 100:.1f}]"
+                          if r.get(key) is not None and r["ci"][key][0] is not None else "-"
+                          for _h, key in LEAD_COLUMNS)])
+        elif r.get("lead"):
+            out.append([str(r["group"]), str(r["policy"]),
+                        *(_lead_cell(r["lead"].get(key)) for _h, key in LEAD_COLUMNS)])
+    return out
+
+
+def lead_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    head = ["group", "BudgetPolicy's lead over", *(h for h, _k in LEAD_COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(LEAD_COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in lead_table(rows)]
+    return "\n".join(lines)
+
+
 def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     head = "| " + " | ".join(c[0] for c in COLUMNS) + " |"
     sep = "|" + "|".join("---" if c[2] is None else "---:" for c in COLUMNS) + "|"
@@ -405,20 +460,32 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def print_table(rows: Sequence[Mapping[str, Any]], title: str) -> None:
+def _print_rich(title: str, headers: Sequence[str], text_columns: int, lines: Sequence[Sequence[str]]) -> None:
+    """One table on the terminal: the first `text_columns` columns left-aligned, a section per group (column 0)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for header, _key, kind in COLUMNS:
-        table.add_column(header, justify="left" if kind is None else "right")
+    for k, header in enumerate(headers):
+        table.add_column(header, justify="left" if k < text_columns else "right")
     last = None
-    for r in rows:
-        if last is not None and r["group"] != last:
+    for cells in lines:
+        if last is not None and cells[0] != last:
             table.add_section()
-        last = r["group"]
-        table.add_row(*[str(r[k]) if kind is None else _fmt(r[k], kind) for _h, k, kind in COLUMNS])
+        last = cells[0]
+        table.add_row(*cells)
     Console(width=220).print(table)
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], title: str) -> None:
+    _print_rich(title, [c[0] for c in COLUMNS], sum(c[2] is None for c in COLUMNS),
+                [[str(r[k]) if kind is None else _fmt(r[k], kind) for _h, k, kind in COLUMNS] for r in rows])
+
+
+def print_lead_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    _print_rich("BudgetPolicy's lead over each row, points [95 % interval over runs, paired bootstrap]; an interval "
+                "holding 0 is not a lead these runs can tell from chance",
+                ["group", "over", *(h for h, _k in LEAD_COLUMNS)], 2, lead_table(rows))
 
 
 def plot(results: Mapping[str, Any], path: Path) -> None:
@@ -558,15 +625,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 g["example_curves"]["raw"] = [(r["round"], r["raw_tokens"]) for r in rounds
                                               if r["trajectory"] == example]
             print(f"   done in {summary['seconds']:.1f}s", file=sys.stderr, flush=True)
+        add_intervals(g["rows"], g["per_spec"])
         results["groups"][group] = g
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmark.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
-    (args.out / "benchmark.md").write_text(markdown_table(all_rows) + "\n", encoding="utf-8")
+    (args.out / "benchmark.md").write_text(
+        markdown_table(all_rows) + "\n\nBudgetPolicy's lead over each row, in points, with its 95 % interval over runs "
+        "(paired bootstrap, 2,000 resamples):\n\n" + lead_markdown(all_rows) + "\n", encoding="utf-8")
     plot(results, args.out / "benchmark.png")
     m = results["machine"]
     print_table(all_rows, f"agentmem benchmark — {results['date'][:10]}, {m['cpus']} CPUs ({m['cpu']}), "
                           f"{m['memory_gib']} GiB, GPU: {m['gpu'] or 'none'}")
+    print_lead_table(all_rows)
     print(f"wrote {args.out / 'benchmark.json'}, {args.out / 'benchmark.md'}, {args.out / 'benchmark.png'}")
     return results
 

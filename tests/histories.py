@@ -119,3 +119,20 @@ def bench_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def paging_run(rounds: int = 40, name: str = "paging", offset: int = 0) -> dict[str, Any]:
+    """A recorded run ({"id", "messages"}) of an agent that pages through records and, at the end, acts on records
+    of the first pages: what it will use is nowhere in what it said before, so a memory keeps those values only by
+    what it chose to keep of the pages. `offset` shifts which records it closes (a run of another difficulty)."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Review the records, then close the flagged ones."}]
+    for k in range(rounds):
+        if k < rounds - 8:
+            call = {"name": "read_page", "arguments": json.dumps({"page": k})}
+        else:
+            call = {"name": "close_record", "arguments": json.dumps({"record": f"rec_{(k + offset) % 6}_{k % 5}"})}
+        messages.append({"role": "assistant", "content": None, "tool_calls": [{"id": f"c{k}", **call}]})
+        out = "ok" if k >= rounds - 8 else "\n".join(
+            f"record rec_{k}_{i} owner user_{k}_{i} region zone_{(k * 7 + i) % 13}" for i in range(12))
+        messages.append({"role": "tool", "tool_call_id": f"c{k}", "content": out})
+    return {"id": name, "messages": messages}

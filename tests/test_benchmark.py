@@ -9,7 +9,7 @@ import pytest
 from agentmem import validate_history
 from agentmem.replay import Trajectory, replay_views
 from agentmem.testing import synthetic_history
-from histories import bench_script
+from histories import bench_script, paging_run
 
 pytest.importorskip("langmem")
 
@@ -103,6 +103,27 @@ def test_tiny_benchmark_run(bench, tmp_path, capsys):
     assert all(r["in_context_old"] is None or r["in_context_old"] <= r["retention_old"] for r in rows)
     assert {"benchmark.json", "benchmark.md", "benchmark.png"} <= {p.name for p in out.iterdir()}
     assert "| swe@3000 | BudgetPolicy |" in (out / "benchmark.md").read_text()
+
+
+def test_each_row_gets_intervals_over_runs_and_budget_policys_paired_lead(bench, tmp_path, capsys):
+    runs = tmp_path / "paging.jsonl"
+    runs.write_text("".join(json.dumps(paging_run(40, f"paging-{k}", offset=k)) + "\n" for k in range(4)))
+    out = tmp_path / "res"
+    res = bench.main(["--swe", str(runs), "--groups", "swe", "--swe-min-rounds", "30", "--swe-budget", "1500",
+                      "--out", str(out), "--specs", "window,budget"])
+    window, budget = res["groups"]["swe@1500"]["rows"]
+    assert budget["carried_old"] > 0 and "lead" not in budget
+    for row in (window, budget):
+        assert set(row["ci"]) == {"retention", "retention_old", "in_context", "in_context_old"}
+        for key, (low, high) in row["ci"].items():
+            assert low <= row[key] <= high, (row["spec"], key)
+    lead = window["lead"]["retention_old"]
+    assert lead["runs"] == 4
+    assert lead["estimate"] == pytest.approx(budget["retention_old"] - window["retention_old"])
+    assert lead["low"] <= lead["estimate"] <= lead["high"]
+    md = (out / "benchmark.md").read_text()
+    assert "| swe@1500 | BudgetPolicy itself (%) |" in md and "| swe@1500 | Window |" in md
+    assert "BudgetPolicy's lead over each row" in capsys.readouterr().out
 
 
 def test_langmem_orphans_a_parallel_tool_result_and_the_replay_flags_it(bench):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from agentmem.metrics import (
+    bootstrap_retention,
     call_values,
     carried_values_by_round,
     cost,
@@ -138,3 +139,60 @@ def test_cost_and_summary_pool_over_trajectories():
     assert s["retention"]["in_context"] == pytest.approx(0.5) and s["retention"]["in_context_old_10"] == 1
     assert s["prefix_reuse"] == pytest.approx(0.9)
     assert s["footprint"]["peak_ratio"] == pytest.approx(0.1) and s["actions"] == {"summarize": 2}
+
+
+def _runs(kept_old: dict[str, tuple[int, int]]) -> list[dict]:
+    """Per-trajectory entries as summarize_rounds writes them, with only the old-value counts set."""
+    return [{"trajectory": tid, "carried": total, "carried_present": kept, "carried_in_context": kept,
+             "carried_old": total, "carried_old_present": kept, "carried_old_in_context": kept}
+            for tid, (kept, total) in kept_old.items()]
+
+
+def test_summarize_rounds_keeps_each_runs_counts_for_the_intervals():
+    rounds = [{"trajectory": "a", "round": 0, "raw_tokens": 10, "view_tokens": 10, "carried": 4,
+               "carried_present": 3, "carried_in_context": 2, "carried_old": 2, "carried_old_present": 1,
+               "carried_old_in_context": 1}]
+    per = summarize_rounds(rounds)["per_trajectory"][0]
+    assert (per["carried"], per["carried_present"], per["carried_in_context"]) == (4, 3, 2)
+    assert (per["carried_old"], per["carried_old_present"], per["carried_old_in_context"]) == (2, 1, 1)
+
+
+def test_bootstrap_interval_holds_the_pooled_ratio_and_is_reproducible():
+    runs = _runs({"a": (8, 10), "b": (30, 40), "c": (5, 10), "d": (19, 20)})
+    ci = bootstrap_retention(runs, "retention_old")
+    assert ci["estimate"] == pytest.approx(62 / 80) and ci["runs"] == 4
+    assert ci["low"] < ci["estimate"] < ci["high"]
+    assert 0.5 <= ci["low"] and ci["high"] <= 0.95  # within the runs' own ratios
+    assert bootstrap_retention(runs, "retention_old") == ci  # same seed, same interval
+
+
+def test_a_paired_lead_sees_a_steady_difference_that_separate_intervals_blur():
+    """Runs differ a lot in how hard they are; one memory keeps two values more than the other in every run.
+    Each memory's own interval is wide and the two overlap; the paired lead is positive throughout."""
+    hard = {f"r{i}": (10 + 30 * (i % 3), 80) for i in range(9)}
+    ours = _runs({tid: (kept + 2, total) for tid, (kept, total) in hard.items()})
+    theirs = _runs(hard)
+    mine, other = bootstrap_retention(ours, "retention_old"), bootstrap_retention(theirs, "retention_old")
+    assert mine["low"] < other["high"]  # the separate intervals overlap
+    lead = bootstrap_retention(ours, "retention_old", baseline=theirs)
+    assert lead["estimate"] == pytest.approx(2 / 80) and lead["low"] > 0
+    same = bootstrap_retention(theirs, "retention_old", baseline=theirs)
+    assert same["estimate"] == same["low"] == same["high"] == 0
+
+
+def test_a_lead_from_one_run_only_is_not_told_from_chance():
+    theirs = _runs({f"r{i}": (20, 40) for i in range(8)})
+    ours = _runs({**{f"r{i}": (20, 40) for i in range(7)}, "r7": (36, 40)})
+    lead = bootstrap_retention(ours, "in_context_old", baseline=theirs)
+    assert lead["estimate"] > 0 and lead["low"] == 0  # most resamples miss the one run that differs
+
+
+def test_bootstrap_pairs_only_the_runs_both_memories_have_and_names_bad_input():
+    ours = _runs({"a": (5, 10), "b": (9, 10), "only-ours": (0, 10)})
+    theirs = _runs({"a": (4, 10), "b": (8, 10)})
+    assert bootstrap_retention(ours, "retention", baseline=theirs)["runs"] == 2
+    assert bootstrap_retention([], "retention") == {"estimate": None, "low": None, "high": None, "runs": 0}
+    with pytest.raises(ValueError, match="unknown retention column 'recall'"):
+        bootstrap_retention(ours, "recall")
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_retention(ours, "retention", level=1.5)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agentmem.replay import Trajectory
-from histories import bench_script
+from histories import bench_script, paging_run
 
 pytest.importorskip("langmem")  # bench/benchmark.py, which the script builds on, needs the bench extra
 
@@ -34,19 +34,8 @@ def test_calls_by_round_reads_both_call_formats(ceiling):
 
 
 def _paging_run(rounds: int = 40) -> Trajectory:
-    """An agent that pages through records and, at the end, acts on records of the first pages: what it will
-    use is nowhere in what it said before, so only the oracle can tell those lines from the others."""
-    messages: list[dict] = [{"role": "user", "content": "Review the records, then close the flagged ones."}]
-    for k in range(rounds):
-        if k < rounds - 8:
-            call = {"name": "read_page", "arguments": json.dumps({"page": k})}
-        else:
-            call = {"name": "close_record", "arguments": json.dumps({"record": f"rec_{k % 6}_{k % 5}"})}
-        messages.append({"role": "assistant", "content": None, "tool_calls": [{"id": f"c{k}", **call}]})
-        out = "ok" if k >= rounds - 8 else "\n".join(
-            f"record rec_{k}_{i} owner user_{k}_{i} region zone_{(k * 7 + i) % 13}" for i in range(12))
-        messages.append({"role": "tool", "tool_call_id": f"c{k}", "content": out})
-    return Trajectory.from_messages("paging", messages)
+    run = paging_run(rounds)
+    return Trajectory.from_messages(run["id"], run["messages"])
 
 
 def test_the_oracle_keeps_more_of_what_the_run_uses_and_is_undone(ceiling):
