@@ -20,8 +20,9 @@
 - **cost** — bookkeeping ms per round on the critical path (ingest + policy + primitives + store writes, thinker
   time excluded), and thinker seconds per model fold.
 - **intervals** — `bootstrap_retention`: a retention column's 95 % interval over runs, or one memory's lead over
-  another's with a paired interval (the same runs resampled for both). A benchmark quotes one run of a handful of
-  trajectories; the interval says which differences those runs can tell from chance.
+  another's with a paired interval (the same runs resampled for both); `bootstrap_ratio` does the same for any
+  per-unit counts (task success on appworld-lite). A benchmark quotes one run of a handful of trajectories; the
+  interval says which differences those runs can tell from chance.
 
 Rounds count assistant messages from 0; "the view at round t" is what the model got before assistant turn t.
 """
@@ -55,6 +56,7 @@ __all__ = [
     "slope",
     "percentile",
     "RETENTION_COUNTS",
+    "bootstrap_ratio",
     "bootstrap_retention",
 ]
 
@@ -360,44 +362,54 @@ RETENTION_COUNTS: dict[str, tuple[str, str]] = {
 }
 
 
-def bootstrap_retention(runs: Sequence[Mapping[str, Any]], column: str,
-                        baseline: Sequence[Mapping[str, Any]] | None = None, *, resamples: int = 2000,
-                        level: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """A retention column (`RETENTION_COUNTS`) with its confidence interval over runs: the runs are resampled with
-    replacement and the pooled ratio recomputed (a percentile bootstrap). Runs, not values, are resampled: the
-    values of one run share its fold decisions, so they do not vary independently.
+def bootstrap_ratio(counts: Mapping[str, tuple[int, int]], baseline: Mapping[str, tuple[int, int]] | None = None,
+                    *, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """A pooled ratio over units (runs, tasks) with its confidence interval: the units are resampled with
+    replacement and sum(numerators) / sum(denominators) recomputed (a percentile bootstrap). `counts`: unit ->
+    (numerator, denominator); units with a zero denominator are left out.
 
-    With `baseline` (the same runs under another memory, `summarize_rounds(...)["per_trajectory"]`), the
-    difference `runs - baseline` is estimated, paired: each resample draws the same runs for both, so what the runs
-    have in common (how hard they are) cancels and only the memories' difference varies. Runs missing from either
-    side are left out. Deterministic for a given `seed`.
+    With `baseline` (the same units under another memory), the difference `counts - baseline` is estimated,
+    paired: each resample draws the same units for both, so what the units have in common (how hard they are)
+    cancels and only the memories' difference varies. Units missing from either side are left out. Deterministic
+    for a given `seed`.
 
-    Returns {"estimate", "low", "high", "runs"}: ratios (or their difference) in [0, 1] (or [-1, 1]).
+    Returns {"estimate", "low", "high", "runs"}: a ratio (or a difference of ratios) and its interval; "runs" is the
+    number of units compared.
     """
-    if column not in RETENTION_COUNTS:
-        raise ValueError(f"unknown retention column {column!r}; known: {', '.join(RETENTION_COUNTS)}")
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
-    num, den = RETENTION_COUNTS[column]
-    mine = {str(r["trajectory"]): (int(r.get(num) or 0), int(r.get(den) or 0)) for r in runs}
-    other = {str(r["trajectory"]): (int(r.get(num) or 0), int(r.get(den) or 0)) for r in baseline or ()}
-    ids = sorted(set(mine) & set(other)) if baseline is not None else sorted(mine)
-    ids = [i for i in ids if mine[i][1] and (baseline is None or other[i][1])]
+    other = baseline or {}
+    ids = sorted(set(counts) & set(other)) if baseline is not None else sorted(counts)
+    ids = [i for i in ids if counts[i][1] and (baseline is None or other[i][1])]
     if not ids:
         return {"estimate": None, "low": None, "high": None, "runs": 0}
 
-    def ratio(counts: Mapping[str, tuple[int, int]], sample: Sequence[str]) -> float:
-        total = sum(counts[i][1] for i in sample)
-        return sum(counts[i][0] for i in sample) / total if total else 0.0
+    def ratio(of: Mapping[str, tuple[int, int]], sample: Sequence[str]) -> float:
+        return sum(of[i][0] for i in sample) / sum(of[i][1] for i in sample)
 
     def stat(sample: Sequence[str]) -> float:
-        return ratio(mine, sample) - (ratio(other, sample) if baseline is not None else 0.0)
+        return ratio(counts, sample) - (ratio(other, sample) if baseline is not None else 0.0)
 
     rng = random.Random(seed)
     draws = sorted(stat([ids[rng.randrange(len(ids))] for _ in ids]) for _ in range(resamples))
     tail = (1 - level) / 2 * 100
     return {"estimate": stat(ids), "low": percentile(draws, tail), "high": percentile(draws, 100 - tail),
             "runs": len(ids)}
+
+
+def bootstrap_retention(runs: Sequence[Mapping[str, Any]], column: str,
+                        baseline: Sequence[Mapping[str, Any]] | None = None, **options: Any) -> dict[str, Any]:
+    """A retention column (`RETENTION_COUNTS`) over runs with its interval, or one memory's lead over another with
+    a paired interval (`bootstrap_ratio`). Runs, not values, are resampled: the values of one run share its fold
+    decisions, so they do not vary independently. `runs`, `baseline`: `summarize_rounds(...)["per_trajectory"]`."""
+    if column not in RETENTION_COUNTS:
+        raise ValueError(f"unknown retention column {column!r}; known: {', '.join(RETENTION_COUNTS)}")
+    num, den = RETENTION_COUNTS[column]
+
+    def counts(entries: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+        return {str(r["trajectory"]): (int(r.get(num) or 0), int(r.get(den) or 0)) for r in entries}
+
+    return bootstrap_ratio(counts(runs), counts(baseline) if baseline is not None else None, **options)
 
 
 def _by_trajectory(rounds: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -3,6 +3,9 @@
 Runs `agentmem run --env appworld-lite --task all --agent scripted --policy P --budget B` for every policy and
 budget (the CLI itself, in a subprocess, so the figures are what a user gets), then prints one table (TGC/SGC per
 difficulty, peak and mean view, recalls, folds, wall time) and writes bench/results/appworld_policies.{json,md}.
+Beside each row's TGC stands the budget policy's lead over it at the same budget, in points, with a 95 % interval
+from a paired bootstrap over tasks (`agentmem.metrics.bootstrap_ratio`): an interval holding 0 is a difference
+these tasks cannot tell from chance.
 The `trim_messages`, `langmem` and `summarization_middleware` rows run in-process through the adapters
 bench/benchmark.py has for replays.
 
@@ -116,18 +119,45 @@ def _row(policy: str, budget: int, out: Path, command: str, wall: float) -> dict
                             for d, v in (agg.get("by_difficulty") or {}).items()}
     row["over_budget_rounds"] = sum(1 for line in (out / "rounds.jsonl").read_text().splitlines()
                                     if line and json.loads(line).get("view_tokens", 0) > budget)
+    row["task_success"] = {t["task_id"]: bool(t["success"]) for t in summary.get("tasks", ())}
     return row
 
 
+LEAD_POLICY = "budget"  # the row every other row at the same budget is compared with
+
+
+def add_leads(rows: list[dict]) -> None:
+    """Adds to every row beside the budget policy's, at the same budget, the budget policy's lead in TGC over it:
+    points, with a 95 % interval from a paired bootstrap over tasks (the same tasks drawn for both rows, so how
+    hard a task is cancels out): `lead` = {estimate, low, high, runs} (ratios; `runs` = tasks compared)."""
+    from agentmem.metrics import bootstrap_ratio
+
+    ours = {r["budget"]: r for r in rows if r["policy"] == LEAD_POLICY}
+    for row in rows:
+        mine = ours.get(row["budget"])
+        if mine is None or row is mine:
+            continue
+        row["lead"] = bootstrap_ratio({t: (int(ok), 1) for t, ok in mine["task_success"].items()},
+                                      baseline={t: (int(ok), 1) for t, ok in row["task_success"].items()})
+
+
+def _lead_cell(row: dict) -> str:
+    lead = row.get("lead")
+    if not lead or lead.get("estimate") is None:
+        return "-"
+    return f"{lead['estimate'] * 100:+.1f} [{lead['low'] * 100:+.1f}, {lead['high'] * 100:+.1f}]"
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| budget | policy | memory the agent gets | TGC all | easy | medium | hard | SGC hard | peak view | "
-            "mean view | hard mean view | rounds over budget | recalls | folds | wall s |")
+    head = ("| budget | policy | memory the agent gets | TGC all | budget's TGC lead [95 %] | easy | medium | hard | "
+            "SGC hard | peak view | mean view | hard mean view | rounds over budget | recalls | folds | wall s |")
     lines = [head, "|---|---|---|" + "---:|" * (head.count("|") - 4)]
     for r in rows:
         bd = r["by_difficulty"]
         g = lambda d, k: bd.get(d, {}).get(k, "-")  # noqa: E731
-        lines.append(f"| {r['budget']:,} | {r['policy']} | {MEMORY.get(r['policy'], '')} | {r['tgc']:.1f} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | "
-                     f"{g('hard', 'tgc')} | {g('hard', 'sgc')} | {r['peak_view_tokens']:,} | {r['mean_view_tokens']:,.0f} | "
+        lines.append(f"| {r['budget']:,} | {r['policy']} | {MEMORY.get(r['policy'], '')} | {r['tgc']:.1f} | "
+                     f"{_lead_cell(r)} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | {g('hard', 'tgc')} | "
+                     f"{g('hard', 'sgc')} | {r['peak_view_tokens']:,} | {r['mean_view_tokens']:,.0f} | "
                      f"{g('hard', 'mean_view_tokens')} | {r['over_budget_rounds']} | {r['recalls']} | {r['folds']} | "
                      f"{r['wall_s']} |")
     return "\n".join(lines)
@@ -158,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(row)
             print(f"{policy:>20} @{budget}: TGC {row['tgc']:.1f} hard {row['by_difficulty'].get('hard', {}).get('tgc')} "
                   f"recalls {row['recalls']} folds {row['folds']} ({row['wall_s']} s)", flush=True)
+    add_leads(rows)
     md = table(rows)
     print(md)
     res = Path(a.results)

@@ -11,7 +11,8 @@ such a predictor would add to this structure, and the distance from the whole-ru
 structure itself loses (squeezes, merges, lines cut). The oracle is a counterfactual for measurement only: it
 patches the fold's reference function inside this script and nowhere else.
 
-Writes OUT/oracle_ceiling.json and prints one table (metrics from agentmem.metrics, as in bench/benchmark.py).
+Writes OUT/oracle_ceiling.json and prints one table (metrics from agentmem.metrics, as in bench/benchmark.py); each
+oracle row carries its gain over the online row on the same runs, with a paired 95 % interval (`gain`).
 """
 
 import argparse
@@ -29,7 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark as B  # noqa: E402
 
 import agentmem.primitives.fold  # noqa: E402,F401  (the module; the package re-exports the function `fold`)
-from agentmem.metrics import carried_values_by_round, summarize_rounds  # noqa: E402
+from agentmem.metrics import (  # noqa: E402
+    RETENTION_COUNTS,
+    bootstrap_retention,
+    carried_values_by_round,
+    summarize_rounds,
+)
 from agentmem.replay import Trajectory, machine_info, replay  # noqa: E402
 from agentmem.store import Store  # noqa: E402
 
@@ -85,6 +91,26 @@ def run_group(trajs: Sequence[Trajectory], budget: int, horizon: int | None) -> 
     return summarize_rounds(rounds)
 
 
+def group_rows(name: str, trajs: Sequence[Trajectory], budget: int,
+               rows_of: dict[int | None, str]) -> list[dict[str, Any]]:
+    """One row per horizon (0: the online fold, which must come first; None: the whole run). Each oracle row
+    carries its gain over the online row on the same runs, with a paired interval: `gain[column]` =
+    `agentmem.metrics.bootstrap_retention(oracle runs, column, baseline=online runs)`."""
+    rows: list[dict[str, Any]] = []
+    online: list[dict[str, Any]] = []
+    for horizon, spec in rows_of.items():
+        summary = run_group(trajs, budget, horizon)
+        row = B.row_of(name, "budget", summary)
+        row["spec"], row["horizon"] = spec, horizon
+        if horizon == 0:
+            online = summary["per_trajectory"]
+        else:
+            row["gain"] = {key: bootstrap_retention(summary["per_trajectory"], key, baseline=online)
+                           for key in RETENTION_COUNTS}
+        rows.append(row)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(B.ROOT / "bench" / "results"))
@@ -106,14 +132,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                **{h: f"oracle: the next {h} calls' terms referenced" for h in horizons},
                None: "oracle: all the run's call terms referenced"}
     for name, trajs, budget in groups:
-        for horizon, spec in rows_of.items():
-            row = B.row_of(name, "budget", run_group(trajs, budget, horizon))
-            row["spec"], row["horizon"] = spec, horizon
+        for row in group_rows(name, trajs, budget, rows_of):
             rows.append(row)
+            gain = row.get("gain", {}).get("retention_old")
             print(f"{name:32s} {row['spec']:46s} present {100 * row['retention']:5.1f}  10+ "
                   f"{100 * row['retention_old']:5.1f}  in ctx {100 * row['in_context']:5.1f}  in ctx 10+ "
                   f"{100 * row['in_context_old']:5.1f}  max view {row['max_view']}  prefix reuse "
-                  f"{100 * row['prefix_reuse']:5.1f}", flush=True)
+                  f"{100 * row['prefix_reuse']:5.1f}"
+                  + (f"  10+ gain {100 * gain['estimate']:+.1f} [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}]"
+                     if gain and gain["estimate"] is not None else ""), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),

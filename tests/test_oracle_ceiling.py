@@ -58,3 +58,18 @@ def test_bad_horizons_are_refused_before_anything_runs(ceiling, capsys, tmp_path
         assert refused.value.code == 2
         assert "--horizon" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing replayed, nothing written
+
+
+def test_each_oracle_row_carries_its_gain_over_the_online_fold_on_the_same_runs(ceiling):
+    trajs = [Trajectory.from_messages(f"paging-{k}", paging_run(40, f"paging-{k}", offset=k)["messages"])
+             for k in range(3)]
+    rows = ceiling.group_rows("paging@1500", trajs, 1500, {0: "online", 3: "next 3", None: "whole run"})
+    plain, near, told = rows
+    assert "gain" not in plain and [r["horizon"] for r in rows] == [0, 3, None]
+    for row in (near, told):
+        gain = row["gain"]["retention_old"]
+        assert gain["runs"] == 3
+        assert gain["estimate"] == pytest.approx(row["retention_old"] - plain["retention_old"])
+        assert 0 <= gain["low"] <= gain["estimate"] <= gain["high"]
+    # the whole run known keeps more in every paging run; three calls ahead, in two of the three
+    assert told["gain"]["retention_old"]["low"] > 0 and near["gain"]["retention_old"]["low"] == 0
