@@ -11,7 +11,7 @@ from histories import bench_script
 pytest.importorskip("langmem")  # the script builds on bench/benchmark.py, which needs the bench extra
 
 
-def test_rows_carry_task_outcomes_and_the_budget_policys_paired_lead(tmp_path, capsys):
+def test_rows_carry_task_outcomes_and_the_budget_policys_paired_lead(tmp_path):
     bench = bench_script("appworld_policies")
     # at 4,000 tokens a plain window loses the notes two of these tasks need; the budget policy solves all three
     tasks = "payments_handle_requests-0,music_most_played-0,todo_complete_overdue_high-0"
