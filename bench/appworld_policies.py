@@ -55,12 +55,21 @@ MEMORY = {
 }
 
 
+def _benchmark():
+    """bench/benchmark.py as a module, imported on first use: it needs the bench extra (langchain, langmem)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import benchmark
+
+    return benchmark
+
+
 def library_view_fn(name: str, budget: int):
     """`first_history -> view function` for a library row: bench/benchmark.py's replay adapters, imported."""
     from types import SimpleNamespace
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from benchmark import library_baseline
+    library_baseline = _benchmark().library_baseline
 
     def make(first_history: list[dict]):
         traj = SimpleNamespace(model=MODEL, messages=first_history)  # what the adapters read of a trajectory
@@ -141,25 +150,19 @@ def add_leads(rows: list[dict]) -> None:
                                       baseline={t: (int(ok), 1) for t, ok in row["task_success"].items()})
 
 
-def _lead_cell(row: dict) -> str:
-    lead = row.get("lead")
-    if not lead or lead.get("estimate") is None:
-        return "-"
-    return f"{lead['estimate'] * 100:+.1f} [{lead['low'] * 100:+.1f}, {lead['high'] * 100:+.1f}]"
-
-
 def table(rows: list[dict]) -> str:
     head = ("| budget | policy | memory the agent gets | TGC all | budget's TGC lead [95 %] | easy | medium | hard | "
             "SGC hard | peak view | mean view | hard mean view | rounds over budget | recalls | folds | wall s |")
     lines = [head, "|---|---|---|" + "---:|" * (head.count("|") - 4)]
+    interval_cell = _benchmark().interval_cell
     for r in rows:
         bd = r["by_difficulty"]
         g = lambda d, k: bd.get(d, {}).get(k, "-")  # noqa: E731
         lines.append(f"| {r['budget']:,} | {r['policy']} | {MEMORY.get(r['policy'], '')} | {r['tgc']:.1f} | "
-                     f"{_lead_cell(r)} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | {g('hard', 'tgc')} | "
-                     f"{g('hard', 'sgc')} | {r['peak_view_tokens']:,} | {r['mean_view_tokens']:,.0f} | "
-                     f"{g('hard', 'mean_view_tokens')} | {r['over_budget_rounds']} | {r['recalls']} | {r['folds']} | "
-                     f"{r['wall_s']} |")
+                     f"{interval_cell(r.get('lead'))} | {g('easy', 'tgc')} | {g('medium', 'tgc')} | "
+                     f"{g('hard', 'tgc')} | {g('hard', 'sgc')} | {r['peak_view_tokens']:,} | "
+                     f"{r['mean_view_tokens']:,.0f} | {g('hard', 'mean_view_tokens')} | {r['over_budget_rounds']} | "
+                     f"{r['recalls']} | {r['folds']} | {r['wall_s']} |")
     return "\n".join(lines)
 
 

@@ -420,8 +420,9 @@ def add_intervals(rows: Sequence[dict[str, Any]], per_spec: Mapping[str, Mapping
             row["lead"] = {key: bootstrap_retention(ours, key, baseline=runs) for _header, key in LEAD_COLUMNS}
 
 
-def _lead_cell(lead: Mapping[str, Any] | None) -> str:
-    """`+9.5 [+5.1, +14.0]`: points, with the interval; `-` when there is nothing to compare."""
+def interval_cell(lead: Mapping[str, Any] | None) -> str:
+    """A difference with its interval (a `bootstrap_retention` / `bootstrap_ratio` result) in points:
+    `+9.5 [+5.1, +14.0]`; `-` when there is nothing to compare. The lead and gain columns of every bench script."""
     if not lead or lead.get("estimate") is None:
         return "-"
     return f"{lead['estimate'] * 100:+.1f} [{lead['low'] * 100:+.1f}, {lead['high'] * 100:+.1f}]"
@@ -441,7 +442,7 @@ def lead_table(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
                           for _h, key in LEAD_COLUMNS)])
         elif r.get("lead"):
             out.append([str(r["group"]), str(r["policy"]),
-                        *(_lead_cell(r["lead"].get(key)) for _h, key in LEAD_COLUMNS)])
+                        *(interval_cell(r["lead"].get(key)) for _h, key in LEAD_COLUMNS)])
     return out
 
 

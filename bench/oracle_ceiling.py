@@ -139,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                   f"{100 * row['retention_old']:5.1f}  in ctx {100 * row['in_context']:5.1f}  in ctx 10+ "
                   f"{100 * row['in_context_old']:5.1f}  max view {row['max_view']}  prefix reuse "
                   f"{100 * row['prefix_reuse']:5.1f}"
-                  + (f"  10+ gain {100 * gain['estimate']:+.1f} [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}]"
-                     if gain and gain["estimate"] is not None else ""), flush=True)
+                  + (f"  10+ gain {B.interval_cell(gain)}" if gain and gain["estimate"] is not None else ""),
+                  flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info(),
